@@ -1,0 +1,37 @@
+import type { Logger } from 'pino';
+import type { FamilyDef } from './family.js';
+import type { SampleSet } from './samples.js';
+import type { CardinalityGuard } from './guard.js';
+
+/** What a collector gets for one run. */
+export interface RunContext {
+  /** Aborted when the run's deadline passes or the exporter stops. */
+  readonly signal: AbortSignal;
+  /** Epoch ms at which the run must be over; retries and budget waits fit inside it. */
+  readonly deadline: number;
+  /** Epoch ms at the start of the run, from the injected clock. */
+  readonly now: number;
+  readonly log: Logger;
+  readonly samples: SampleSet;
+  readonly guard: CardinalityGuard;
+}
+
+export interface RunOutcome {
+  /** Epoch ms (upstream time) of the newest data in this run, if the source has such a notion. */
+  newestDataTimestamp?: number;
+}
+
+/**
+ * A collector builds a complete SampleSet per run and throws on failure; the runner logs,
+ * sets health metrics and publishes. "No data" is a success with an empty set.
+ */
+export interface Collector {
+  readonly name: string;
+  /** node-cron expression. */
+  readonly schedule: string;
+  /** Per-run deadline in ms. */
+  readonly timeoutMs: number;
+  /** Every family this collector can emit (docs check and duplicate check). */
+  readonly families: readonly FamilyDef[];
+  collect(ctx: RunContext): Promise<RunOutcome>;
+}

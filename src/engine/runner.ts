@@ -1,0 +1,223 @@
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { Clock } from './clock.js';
+import type { Collector } from './collector.js';
+import type { CardinalityGuard } from './guard.js';
+import { renderSampleSet } from './render.js';
+import { SampleSet } from './samples.js';
+import type { SelfMetrics } from './self-metrics.js';
+import type { SnapshotStore } from './snapshot.js';
+
+export type RunResult = 'success' | 'failure' | 'skipped';
+
+export interface CollectorStatus {
+  name: string;
+  schedule: string;
+  running: boolean;
+  lastRunAt?: number;
+  lastResult?: 'success' | 'failure';
+  lastError?: string;
+  lastErrorCode?: string;
+  lastSuccessAt?: number;
+  lastDurationMs?: number;
+  series: number;
+  published: boolean;
+}
+
+export interface RunnerOptions {
+  collectors: readonly Collector[];
+  store: SnapshotStore;
+  metrics: SelfMetrics;
+  log: Logger;
+  clock: Clock;
+  guard: CardinalityGuard;
+  /** A collector failing for longer than this after its last success has its data withdrawn. */
+  stalenessMs: number;
+}
+
+interface State {
+  status: CollectorStatus;
+  inflight?: Promise<RunResult>;
+  controller?: AbortController;
+  failing: boolean;
+}
+
+/** Runs collectors (on schedule or on demand), one run at a time each, and publishes their results. */
+export class Runner {
+  private readonly states = new Map<string, State>();
+  private readonly tasks: ScheduledTask[] = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: RunnerOptions) {
+    const seen = new Map<string, string>();
+    for (const c of opts.collectors) {
+      if (this.states.has(c.name)) throw new Error(`duplicate collector ${c.name}`);
+      for (const f of c.families) {
+        const owner = seen.get(f.name);
+        if (owner) throw new Error(`metric family ${f.name} is emitted by both ${owner} and ${c.name}`);
+        seen.set(f.name, c.name);
+      }
+      this.states.set(c.name, {
+        status: { name: c.name, schedule: c.schedule, running: false, series: 0, published: false },
+        failing: false,
+      });
+      // Known series exist from the start, so alerts see 0 rather than nothing (INS "avoid missing metrics").
+      opts.metrics.collectorUp.set({ collector: c.name }, 0);
+      opts.metrics.collectorRuns.inc({ collector: c.name, result: 'success' }, 0);
+      opts.metrics.collectorRuns.inc({ collector: c.name, result: 'failure' }, 0);
+      opts.metrics.collectorSkipped.inc({ collector: c.name }, 0);
+      opts.metrics.collectorSeries.set({ collector: c.name }, 0);
+      opts.metrics.bucketsMissed.inc({ collector: c.name }, 0);
+    }
+  }
+
+  get collectorNames(): string[] {
+    return [...this.states.keys()];
+  }
+
+  /** Runs one collector now unless a run of it is already in flight (then it is skipped and counted). */
+  run(name: string): Promise<RunResult> {
+    const st = this.states.get(name);
+    const collector = this.opts.collectors.find((c) => c.name === name);
+    if (!st || !collector) return Promise.reject(new Error(`unknown collector ${name}`));
+    if (st.inflight) {
+      this.opts.metrics.collectorSkipped.inc({ collector: name });
+      this.opts.log.warn({ collector: name }, 'collector run skipped: previous run still in progress');
+      return Promise.resolve('skipped');
+    }
+    st.inflight = this.execute(collector, st).finally(() => {
+      st.inflight = undefined;
+      st.controller = undefined;
+      st.status.running = false;
+    });
+    return st.inflight;
+  }
+
+  /** Runs every collector once, concurrently; true when all succeeded. */
+  async runAll(): Promise<boolean> {
+    const results = await Promise.all(this.collectorNames.map((n) => this.run(n)));
+    return results.every((r) => r === 'success');
+  }
+
+  /** Starts every collector on its schedule, plus the staleness sweep. */
+  start(): void {
+    for (const c of this.opts.collectors) {
+      const task = cron.schedule(c.schedule, () => void this.run(c.name), { name: c.name });
+      this.tasks.push(task);
+    }
+    this.sweepTimer = setInterval(() => this.sweepStale(), 10_000);
+    this.sweepTimer.unref();
+  }
+
+  /** Stops schedules; waits up to graceMs for in-flight runs, then aborts them. */
+  async stop(graceMs: number): Promise<void> {
+    for (const t of this.tasks.splice(0)) await t.destroy();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const inflight = [...this.states.values()].flatMap((s) => (s.inflight ? [s.inflight] : []));
+    if (inflight.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), graceMs);
+    });
+    const outcome = await Promise.race([Promise.allSettled(inflight).then(() => 'done' as const), graceOver]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.opts.log.warn({ graceMs }, 'shutdown grace period over: aborting in-flight collector runs');
+      for (const s of this.states.values()) s.controller?.abort(new Error('exporter shutting down'));
+      await Promise.allSettled(inflight);
+    }
+  }
+
+  status(): CollectorStatus[] {
+    return [...this.states.values()].map((s) => ({ ...s.status }));
+  }
+
+  /** True once every collector has published at least once. */
+  ready(): boolean {
+    return [...this.states.values()].every((s) => s.status.lastSuccessAt !== undefined);
+  }
+
+  /** Withdraws the data of collectors whose last success is older than the staleness window. */
+  sweepStale(): void {
+    const now = this.opts.clock.now();
+    for (const [name, st] of this.states) {
+      const last = st.status.lastSuccessAt;
+      if (st.status.published && last !== undefined && now - last > this.opts.stalenessMs) {
+        this.opts.store.withdraw(name);
+        st.status.published = false;
+        st.status.series = 0;
+        this.opts.metrics.collectorSeries.set({ collector: name }, 0);
+        this.opts.log.warn(
+          { collector: name, lastSuccess: new Date(last).toISOString(), stalenessMs: this.opts.stalenessMs },
+          'collector data withdrawn: no successful run within the staleness window',
+        );
+      }
+    }
+  }
+
+  private async execute(collector: Collector, st: State): Promise<RunResult> {
+    const { metrics, clock, log, store } = this.opts;
+    const name = collector.name;
+    const started = clock.now();
+    const wallStart = performance.now();
+    const controller = new AbortController();
+    st.controller = controller;
+    st.status.running = true;
+    st.status.lastRunAt = started;
+    const deadline = started + collector.timeoutMs;
+    const timer = setTimeout(
+      () => controller.abort(Object.assign(new Error(`run deadline of ${collector.timeoutMs} ms exceeded`), { code: 'DEADLINE_EXCEEDED' })),
+      collector.timeoutMs,
+    );
+    const samples = new SampleSet();
+    try {
+      const aborted = new Promise<never>((_, reject) => {
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+      });
+      const outcome = await Promise.race([
+        collector.collect({ signal: controller.signal, deadline, now: started, log: log.child({ collector: name }), samples, guard: this.opts.guard }),
+        aborted,
+      ]);
+      store.publish(name, renderSampleSet(samples));
+      const finished = clock.now();
+      st.status.published = true;
+      st.status.series = samples.size;
+      st.status.lastResult = 'success';
+      st.status.lastSuccessAt = finished;
+      st.status.lastError = undefined;
+      st.status.lastErrorCode = undefined;
+      metrics.collectorUp.set({ collector: name }, 1);
+      metrics.collectorRuns.inc({ collector: name, result: 'success' });
+      metrics.collectorLastSuccess.set({ collector: name }, finished / 1000);
+      metrics.collectorSeries.set({ collector: name }, samples.size);
+      if (outcome.newestDataTimestamp !== undefined) metrics.dataNewest.set({ collector: name }, outcome.newestDataTimestamp / 1000);
+      if (st.failing) log.info({ collector: name }, 'collector recovered');
+      st.failing = false;
+      return 'success';
+    } catch (err) {
+      const code = errorCode(err);
+      const message = err instanceof Error ? err.message : String(err);
+      // One warning when a collector starts failing or fails differently; repeats go to debug.
+      const level = !st.failing || st.status.lastErrorCode !== code ? 'warn' : 'debug';
+      log[level]({ collector: name, err, code }, 'collector run failed');
+      st.failing = true;
+      st.status.lastResult = 'failure';
+      st.status.lastError = message;
+      st.status.lastErrorCode = code;
+      metrics.collectorUp.set({ collector: name }, 0);
+      metrics.collectorRuns.inc({ collector: name, result: 'failure' });
+      this.sweepStale();
+      return 'failure';
+    } finally {
+      clearTimeout(timer);
+      const ms = performance.now() - wallStart;
+      st.status.lastDurationMs = ms;
+      metrics.collectorDuration.set({ collector: name }, ms / 1000);
+    }
+  }
+}
+
+function errorCode(err: unknown): string {
+  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
+  return 'COLLECTOR_ERROR';
+}

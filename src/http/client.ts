@@ -1,0 +1,215 @@
+import { readFileSync } from 'node:fs';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import type { SelfMetrics } from '../engine/self-metrics.js';
+import { RequestBudget, Semaphore, sleep } from './budget.js';
+import { UpstreamError } from './errors.js';
+
+export interface HttpClientOptions {
+  api: string;
+  baseUrl: string;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  maxRetries: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  concurrency: number;
+  /** PEM bundle added to the trust store; verification itself is never switched off. */
+  caFile?: string;
+  /** Largest body read, in bytes; larger answers fail as UPSTREAM_MALFORMED. */
+  maxBodyBytes?: number;
+  metrics: SelfMetrics;
+  log: Logger;
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface RequestOptions {
+  /** Path below baseUrl, starting with '/'. */
+  path: string;
+  /** Repeated keys are given as arrays. */
+  query?: Record<string, string | number | readonly (string | number)[] | undefined>;
+  headers?: Record<string, string>;
+  /** Bounded label for metrics: the route template, never the concrete path. */
+  endpoint: string;
+  budget?: RequestBudget;
+  signal: AbortSignal;
+  deadline: number;
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
+  body?: string;
+}
+
+export interface JsonResponse {
+  status: number;
+  body: unknown;
+}
+
+const RETRYABLE_NETWORK = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+]);
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/** An upstream HTTP client: timeouts, bounded retries with backoff, request budget, concurrency cap, metrics. */
+export class HttpClient {
+  private readonly agent: Dispatcher;
+  private readonly semaphore: Semaphore;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly base: string;
+
+  constructor(private readonly o: HttpClientOptions) {
+    this.agent = new Agent({
+      connect: { timeout: o.connectTimeoutMs, ...(o.caFile ? { ca: readFileSync(o.caFile) } : {}) },
+      headersTimeout: o.headersTimeoutMs,
+      bodyTimeout: o.bodyTimeoutMs,
+      connections: Math.max(1, o.concurrency),
+    });
+    this.semaphore = new Semaphore(o.concurrency);
+    this.now = o.now ?? Date.now;
+    this.random = o.random ?? Math.random;
+    this.base = o.baseUrl.replace(/\/+$/, '');
+  }
+
+  /** Sends a request and parses a JSON answer; throws UpstreamError for anything but a 2xx JSON body. */
+  async json(opts: RequestOptions): Promise<JsonResponse> {
+    const { status, text } = await this.send(opts);
+    try {
+      return { status, body: text.length === 0 ? null : JSON.parse(text) };
+    } catch (cause) {
+      this.o.metrics.parseErrors.inc({ api: this.o.api, endpoint: opts.endpoint });
+      throw new UpstreamError('UPSTREAM_MALFORMED', `malformed JSON from ${this.o.api} ${opts.endpoint}`, {
+        api: this.o.api, endpoint: opts.endpoint, status, cause,
+      });
+    }
+  }
+
+  /** Sends a request, retrying idempotent ones; returns the status and body text of a 2xx answer. */
+  async send(opts: RequestOptions): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+    const { api, metrics } = this.o;
+    const method = opts.method ?? 'GET';
+    const idempotent = method === 'GET' || method === 'HEAD' || method === 'PUT' || method === 'DELETE';
+    const url = this.url(opts);
+    const labels = { api, endpoint: opts.endpoint };
+    for (let attempt = 0; ; attempt++) {
+      let retryAfterMs: number | undefined;
+      let failure: UpstreamError;
+      let retryable: boolean;
+      if (opts.budget) {
+        try {
+          const waited = await opts.budget.take(opts.endpoint, opts.deadline, opts.signal);
+          if (waited > 0) metrics.budgetWait.inc({ api, account: opts.budget.account }, waited / 1000);
+        } catch (e) {
+          if (e instanceof UpstreamError && e.code === 'BUDGET_EXHAUSTED') metrics.budgetExhausted.inc({ api, account: opts.budget.account });
+          throw e;
+        }
+      }
+      const release = await this.semaphore.acquire(opts.signal);
+      const t0 = performance.now();
+      let statusCode: number | undefined;
+      try {
+        const res = await request(url, {
+          method,
+          headers: { accept: 'application/json', 'user-agent': 'conviva-exporter', ...opts.headers },
+          body: opts.body,
+          dispatcher: this.agent,
+          signal: opts.signal,
+        });
+        statusCode = res.statusCode;
+        const text = await this.readBody(res.body, opts.endpoint);
+        metrics.httpDuration.observe(labels, (performance.now() - t0) / 1000);
+        metrics.httpRequests.inc({ ...labels, code: String(res.statusCode) });
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          return { status: res.statusCode, text, headers: res.headers };
+        }
+        if (res.statusCode === 429) metrics.httpThrottled.inc({ api });
+        retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.now());
+        failure = new UpstreamError(
+          res.statusCode === 429 ? 'UPSTREAM_THROTTLED' : 'UPSTREAM_STATUS',
+          `${api} ${opts.endpoint} answered ${res.statusCode}${describeBody(text)}`,
+          { api, endpoint: opts.endpoint, status: res.statusCode },
+        );
+        retryable = res.statusCode === 429 || res.statusCode >= 500;
+      } catch (e) {
+        if (opts.signal.aborted) throw opts.signal.reason;
+        metrics.httpDuration.observe(labels, (performance.now() - t0) / 1000);
+        metrics.httpRequests.inc({ ...labels, code: e instanceof UpstreamError && statusCode !== undefined ? String(statusCode) : 'error' });
+        if (e instanceof UpstreamError) throw e;
+        failure = networkError(e, api, opts.endpoint);
+        retryable = RETRYABLE_NETWORK.has(causeCode(e));
+      } finally {
+        release();
+      }
+      if (!retryable) throw failure;
+      if (!idempotent || attempt >= this.o.maxRetries) throw failure;
+      const backoff = Math.min(this.o.retryMaxDelayMs, this.o.retryBaseDelayMs * 2 ** attempt);
+      // Equal jitter: half fixed, half random, so retries spread out but never fire at once.
+      const delay = retryAfterMs ?? backoff / 2 + this.random() * (backoff / 2);
+      if (this.now() + delay >= opts.deadline) throw failure;
+      metrics.httpRetries.inc(labels);
+      this.o.log.debug({ api, endpoint: opts.endpoint, attempt: attempt + 1, delayMs: Math.round(delay), code: failure.code, status: failure.status }, 'retrying upstream request');
+      await sleep(delay, opts.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private url(opts: RequestOptions): string {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      if (v === undefined) continue;
+      if (Array.isArray(v)) for (const item of v) qs.append(k, String(item));
+      else qs.append(k, String(v));
+    }
+    const q = qs.toString();
+    return `${this.base}${opts.path}${q ? `?${q}` : ''}`;
+  }
+
+  private async readBody(body: Dispatcher.ResponseData['body'], endpoint: string): Promise<string> {
+    const max = this.o.maxBodyBytes ?? 16 * 1024 * 1024;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length;
+      if (size > max) {
+        body.destroy();
+        throw new UpstreamError('UPSTREAM_MALFORMED', `${this.o.api} ${endpoint} body larger than ${max} bytes`, { api: this.o.api, endpoint });
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  }
+}
+
+function causeCode(e: unknown): string {
+  if (e && typeof e === 'object' && 'code' in e && typeof e.code === 'string') return e.code;
+  return '';
+}
+
+function networkError(e: unknown, api: string, endpoint: string): UpstreamError {
+  const code = causeCode(e);
+  const timeout = TIMEOUTS.has(code);
+  return new UpstreamError(
+    timeout ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_NETWORK',
+    `${api} ${endpoint}: ${timeout ? 'timed out' : 'network error'} (${code || (e instanceof Error ? e.message : 'unknown')})`,
+    { api, endpoint, cause: e },
+  );
+}
+
+/** Retry-After as delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function describeBody(text: string): string {
+  const t = text.trim();
+  if (!t) return '';
+  return `: ${t.length > 200 ? `${t.slice(0, 200)}…` : t}`;
+}

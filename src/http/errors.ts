@@ -1,0 +1,33 @@
+/** Stable error codes; callers branch on `code`, never on message text. */
+export type UpstreamErrorCode =
+  | 'UPSTREAM_STATUS' // a non-retryable or retries-exhausted HTTP status
+  | 'UPSTREAM_THROTTLED' // 429 after the retry budget was spent
+  | 'UPSTREAM_TIMEOUT' // connect, headers or body timeout
+  | 'UPSTREAM_NETWORK' // connection refused, reset, DNS, TLS
+  | 'UPSTREAM_MALFORMED' // body was not the JSON or shape we expect
+  | 'BUDGET_EXHAUSTED' // client-side request budget could not be had before the deadline
+  | 'DEADLINE_EXCEEDED'; // the run's deadline passed
+
+export class UpstreamError extends Error {
+  readonly code: UpstreamErrorCode;
+  readonly api: string;
+  readonly endpoint: string;
+  readonly status: number | undefined;
+
+  constructor(
+    code: UpstreamErrorCode,
+    message: string,
+    opts: { api: string; endpoint: string; status?: number; cause?: unknown },
+  ) {
+    super(message, { cause: opts.cause });
+    this.name = 'UpstreamError';
+    this.code = code;
+    this.api = opts.api;
+    this.endpoint = opts.endpoint;
+    this.status = opts.status;
+  }
+}
+
+export function isUpstreamError(e: unknown): e is UpstreamError {
+  return e instanceof UpstreamError;
+}

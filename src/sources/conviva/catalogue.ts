@@ -1,0 +1,137 @@
+import { defineFamily, type FamilyDef } from '../../engine/family.js';
+
+/**
+ * Every Conviva Metrics V3 metric the real-time collector can export, and how: the path name,
+ * the response key, which value fields become which family, and the unit conversion.
+ * Names are written out, not generated (Prometheus: never build metric names procedurally).
+ */
+export interface MetricSpec {
+  /** kebab-case path name, as in config and the API path. */
+  readonly path: string;
+  /** snake_case key in the response. */
+  readonly key: string;
+  readonly gauges: readonly GaugeSpec[];
+  /** Counter that adds each settled one-minute bucket's `count` exactly once. */
+  readonly counter?: FamilyDef;
+}
+
+export interface GaugeSpec {
+  readonly field: 'count' | 'percentage' | 'ratio' | 'bps' | 'fps' | 'value';
+  /** Multiplier to the base unit (percent to ratio: 0.01). */
+  readonly scale: number;
+  readonly family: FamilyDef;
+}
+
+export const REALTIME_LABELS = ['account', 'filter', 'dimension', 'value'] as const;
+const RT = 'GET /insights/3.0/real-time-metrics/custom-selection[/group-by/{dimension}]';
+
+const POLLED = 'Polled every minute from Conviva Metrics V3 real-time';
+
+function gauge(name: string, unit: string, upstream: string, what: string): FamilyDef {
+  return defineFamily({
+    name,
+    type: 'gauge',
+    unit,
+    source: RT,
+    labelNames: REALTIME_LABELS,
+    help: `${what} in the newest settled one-minute bucket. ${POLLED} (${upstream}).`,
+  });
+}
+
+function counter(name: string, upstream: string, what: string): FamilyDef {
+  return defineFamily({
+    name,
+    type: 'counter',
+    unit: 'count',
+    source: RT,
+    labelNames: REALTIME_LABELS,
+    help: `${what}, adding each settled one-minute bucket once. ${POLLED} (${upstream}.count).`,
+  });
+}
+
+/** A metric with `count` and `percentage`: count gauge, counter, and the percentage as a 0..1 ratio. */
+function countWithRatio(path: string, key: string, base: string, what: string, ratioWhat: string): MetricSpec {
+  return {
+    path,
+    key,
+    gauges: [
+      { field: 'count', scale: 1, family: gauge(`conviva_${base}`, 'count', `${key}.count`, what) },
+      { field: 'percentage', scale: 0.01, family: gauge(`conviva_${base}_ratio`, 'ratio', `${key}.percentage / 100`, ratioWhat) },
+    ],
+    counter: counter(`conviva_${base}_total`, key, what),
+  };
+}
+
+export const METRICS: readonly MetricSpec[] = [
+  {
+    path: 'attempts',
+    key: 'attempts',
+    gauges: [{ field: 'count', scale: 1, family: gauge('conviva_attempts', 'count', 'attempts.count', 'Video start attempts') }],
+    counter: counter('conviva_attempts_total', 'attempts', 'Video start attempts'),
+  },
+  countWithRatio('plays', 'plays', 'plays', 'Plays (attempts that started video)', 'Plays as a fraction of attempts (0..1)'),
+  {
+    path: 'concurrent-plays',
+    key: 'concurrent_plays',
+    gauges: [{ field: 'count', scale: 1, family: gauge('conviva_concurrent_plays', 'count', 'concurrent_plays.count', 'Concurrent plays') }],
+  },
+  {
+    path: 'unique-devices',
+    key: 'unique_devices',
+    gauges: [{ field: 'count', scale: 1, family: gauge('conviva_unique_devices', 'count', 'unique_devices.count', 'Unique devices') }],
+  },
+  countWithRatio('video-start-failures', 'video_start_failures', 'video_start_failures', 'Video start failures', 'Video start failures as a fraction of attempts (0..1)'),
+  countWithRatio('video-playback-failures', 'video_playback_failures', 'video_playback_failures', 'Video playback failures', 'Video playback failures as a fraction of plays (0..1)'),
+  countWithRatio('exit-before-video-starts', 'exit_before_video_starts', 'exit_before_video_starts', 'Exits before video start', 'Exits before video start as a fraction of attempts (0..1)'),
+  {
+    path: 'rebuffering-ratio',
+    key: 'rebuffering_ratio',
+    gauges: [{ field: 'ratio', scale: 0.01, family: gauge('conviva_rebuffering_ratio', 'ratio', 'rebuffering_ratio.ratio / 100', 'Share of viewing time spent rebuffering (0..1)') }],
+  },
+  {
+    path: 'connection-induced-rebuffering-ratio',
+    key: 'connection_induced_rebuffering_ratio',
+    gauges: [{ field: 'ratio', scale: 0.01, family: gauge('conviva_connection_induced_rebuffering_ratio', 'ratio', 'connection_induced_rebuffering_ratio.ratio / 100', 'Share of viewing time spent rebuffering for network reasons (0..1)') }],
+  },
+  {
+    path: 'bitrate',
+    key: 'bitrate',
+    gauges: [{ field: 'bps', scale: 1, family: gauge('conviva_bitrate_bits_per_second', 'bits_per_second', 'bitrate.bps', 'Average bitrate') }],
+  },
+  {
+    path: 'framerate',
+    key: 'framerate',
+    gauges: [{ field: 'fps', scale: 1, family: gauge('conviva_framerate_frames_per_second', 'frames_per_second', 'framerate.fps', 'Average rendered frame rate') }],
+  },
+  {
+    path: 'video-start-time',
+    key: 'video_start_time',
+    gauges: [{ field: 'value', scale: 1, family: gauge('conviva_video_start_time_seconds', 'seconds', 'video_start_time.value', 'Average video start time') }],
+  },
+  {
+    path: 'video-restart-time',
+    key: 'video_restart_time',
+    gauges: [{ field: 'value', scale: 1, family: gauge('conviva_video_restart_time_seconds', 'seconds', 'video_restart_time.value', 'Average video restart time after a seek or rebuffer') }],
+  },
+  {
+    path: 'ended-plays',
+    key: 'ended_plays',
+    gauges: [{ field: 'count', scale: 1, family: gauge('conviva_ended_plays', 'count', 'ended_plays.count', 'Ended plays') }],
+    counter: counter('conviva_ended_plays_total', 'ended_plays', 'Ended plays'),
+  },
+];
+
+/** Path aliases the API also accepts (Conviva documents both spellings). */
+export const PATH_ALIASES: Readonly<Record<string, string>> = { 'exits-before-video-start': 'exit-before-video-starts' };
+
+export const METRIC_PATHS = METRICS.map((m) => m.path);
+
+export function metricSpec(path: string): MetricSpec | undefined {
+  const p = PATH_ALIASES[path] ?? path;
+  return METRICS.find((m) => m.path === p);
+}
+
+/** Every family the real-time collector can emit. */
+export function realtimeFamilies(): FamilyDef[] {
+  return METRICS.flatMap((m) => [...m.gauges.map((g) => g.family), ...(m.counter ? [m.counter] : [])]);
+}
