@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
@@ -161,6 +162,7 @@ export class Runner {
     const started = clock.now();
     const wallStart = performance.now();
     const controller = new AbortController();
+    setMaxListeners(0, controller.signal); // the collector may hang many requests off it
     st.controller = controller;
     st.status.running = true;
     st.status.lastRunAt = started;

@@ -5,7 +5,8 @@ export const SELF_PREFIX = 'conviva_exporter_';
 /** The exporter's own live metrics, in a registry of their own (never prom-client's global one). */
 export function createSelfMetrics(version: string) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: SELF_PREFIX });
+  // Standard process_* and nodejs_* metrics, unprefixed so common dashboards find them.
+  collectDefaultMetrics({ register: registry });
   const p = SELF_PREFIX;
   const reg = [registry];
   const buildInfo = new Gauge({

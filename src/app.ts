@@ -1,0 +1,182 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from './config/load.js';
+import { systemClock, type Clock } from './engine/clock.js';
+import type { Collector } from './engine/collector.js';
+import { CardinalityGuard } from './engine/guard.js';
+import { Runner } from './engine/runner.js';
+import { createSelfMetrics, type SelfMetrics } from './engine/self-metrics.js';
+import { SnapshotStore } from './engine/snapshot.js';
+import { HttpClient } from './http/client.js';
+import { createServer } from './server/server.js';
+import { ConvivaClient } from './sources/conviva/client.js';
+import { createRealtimeCollector } from './sources/conviva/realtime.js';
+
+export const VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+export interface AppOptions {
+  config: Config;
+  log: Logger;
+  clock?: Clock;
+}
+
+interface Pipeline {
+  config: Config;
+  runner: Runner;
+  collectors: Collector[];
+  http: HttpClient[];
+}
+
+/**
+ * Every collector the config enables, in one list: adding a source is one more block here.
+ * (Model: blackbox_exporter's Probers map, node_exporter's registerCollector.)
+ */
+function buildCollectors(config: Config, metrics: SelfMetrics, log: Logger, clock: Clock): { collectors: Collector[]; http: HttpClient[] } {
+  const collectors: Collector[] = [];
+  const http: HttpClient[] = [];
+  const conviva = config.sources.conviva;
+  if (conviva && conviva.realtime.enabled) {
+    const client = new HttpClient({
+      api: 'conviva_realtime',
+      baseUrl: conviva.base_url,
+      connectTimeoutMs: conviva.connect_timeout,
+      headersTimeoutMs: conviva.request_timeout,
+      bodyTimeoutMs: conviva.request_timeout,
+      maxRetries: conviva.retries,
+      retryBaseDelayMs: conviva.retry_base_delay,
+      retryMaxDelayMs: conviva.retry_max_delay,
+      concurrency: conviva.concurrency,
+      caFile: conviva.ca_file,
+      metrics,
+      log: log.child({ api: 'conviva_realtime' }),
+      now: () => clock.now(),
+    });
+    http.push(client);
+    const clients = conviva.accounts.map((a) => new ConvivaClient(client, a, conviva.realtime_requests_per_minute, () => clock.now()));
+    collectors.push(createRealtimeCollector({ clients, config: conviva.realtime, metrics }));
+  }
+  return { collectors, http };
+}
+
+/** The composition root: builds everything from a Config. It listens only when start() is called. */
+export class App {
+  readonly metrics: SelfMetrics;
+  readonly store = new SnapshotStore();
+  readonly clock: Clock;
+  readonly log: Logger;
+  private pipeline: Pipeline;
+  private server: Server | undefined;
+
+  constructor(opts: AppOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log;
+    this.metrics = createSelfMetrics(VERSION);
+    this.pipeline = this.buildPipeline(opts.config);
+  }
+
+  get config(): Config {
+    return this.pipeline.config;
+  }
+
+  get runner(): Runner {
+    return this.pipeline.runner;
+  }
+
+  private buildPipeline(config: Config): Pipeline {
+    const { collectors, http } = buildCollectors(config, this.metrics, this.log, this.clock);
+    const limits = new Map<string, number>();
+    const conviva = config.sources.conviva;
+    for (const c of collectors) for (const f of c.families) limits.set(f.name, conviva?.realtime.max_series_per_metric ?? 5000);
+    const guard = new CardinalityGuard(
+      (family) => limits.get(family) ?? 5000,
+      config.engine.series_idle_timeout,
+      (family, n) => this.metrics.seriesDropped.inc({ family }, n),
+    );
+    const runner = new Runner({
+      collectors,
+      store: this.store,
+      metrics: this.metrics,
+      log: this.log,
+      clock: this.clock,
+      guard,
+      stalenessMs: config.engine.staleness,
+    });
+    return { config, runner, collectors, http };
+  }
+
+  /** Listens on host:port (port 0 for any), starts the schedules and a first run of every collector. */
+  async start(listen: { host: string; port: number }): Promise<string> {
+    const app = createServer({
+      store: this.store,
+      registry: this.metrics.registry,
+      status: () => this.runner.status(),
+      ready: () => this.runner.ready(),
+      version: VERSION,
+    });
+    this.server = await new Promise<Server>((resolve, reject) => {
+      const cb = (err?: Error) => (err ? reject(err) : resolve(s));
+      const s = listen.host ? app.listen(listen.port, listen.host, cb) : app.listen(listen.port, cb);
+    });
+    this.runner.start();
+    void this.runner.runAll();
+    const url = this.url;
+    this.log.info({ url, collectors: this.runner.collectorNames }, 'exporter listening');
+    return url;
+  }
+
+  get url(): string {
+    if (!this.server) throw new Error('not listening');
+    const a = this.server.address() as AddressInfo;
+    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  /** Runs every collector once; true when all succeeded. */
+  runOnce(): Promise<boolean> {
+    return this.runner.runAll();
+  }
+
+  /** What /metrics serves, as text. */
+  async exposition(): Promise<string> {
+    return this.store.current().text.toString('utf8') + (await this.metrics.registry.metrics());
+  }
+
+  /** Swaps in a new config: schedules stop, in-flight runs finish, a new pipeline starts. */
+  async reload(config: Config): Promise<void> {
+    const old = this.pipeline;
+    await old.runner.stop(config.engine.shutdown_grace);
+    await Promise.all(old.http.map((h) => h.close()));
+    this.pipeline = this.buildPipeline(config);
+    const keep = new Set(this.runner.collectorNames);
+    for (const name of old.runner.collectorNames) {
+      if (!keep.has(name)) {
+        this.store.withdraw(name);
+        this.metrics.collectorUp.remove({ collector: name });
+      }
+    }
+    if (this.server) {
+      this.runner.start();
+      void this.runner.runAll();
+    }
+    this.log.info({ collectors: this.runner.collectorNames }, 'configuration reloaded');
+  }
+
+  /** Stops schedules, lets in-flight runs finish within the grace period, closes the server. */
+  async stop(): Promise<void> {
+    await this.runner.stop(this.config.engine.shutdown_grace);
+    await Promise.all(this.pipeline.http.map((h) => h.close()));
+    const s = this.server;
+    this.server = undefined;
+    if (s) {
+      s.closeIdleConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    }
+  }
+}

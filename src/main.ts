@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { App, VERSION } from './app.js';
+import { ConfigError, loadConfigFile, type Config } from './config/load.js';
+import { parseListenAddress } from './config/listen.js';
+import { createLogger } from './logger.js';
+import { parseFaults } from './simulator/faults.js';
+import { Simulator } from './simulator/server.js';
+
+// The only file that reads process.env or calls process.exit.
+
+const USAGE = `Usage:
+  conviva-exporter --config <file> [--web.listen-address <host:port>]
+  conviva-exporter --config <file> --check-config
+  conviva-exporter [--config <file>] --once [--demo]
+  conviva-exporter --demo            exporter against the embedded simulator
+  conviva-exporter simulate --listen <host:port> [--seed <n>] [--faults <json>]
+
+Options:
+  --config <file>                 YAML configuration (default with --demo: config/demo.yml)
+  --web.listen-address <h:p>      where to serve /metrics (default from config, :19440)
+  --check-config                  validate the config, print every problem, exit 0 or 2
+  --once                          run every collector once, print the exposition, exit 0 if all succeeded
+  --demo                          start the simulator on loopback and point every source at it
+  --log.level <level>             override log.level
+  --version, --help
+`;
+
+const DEMO_CONFIG = fileURLToPath(new URL('../config/demo.yml', import.meta.url));
+
+async function simulate(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { listen: { type: 'string', default: '127.0.0.1:19441' }, seed: { type: 'string', default: '42' }, faults: { type: 'string' } },
+  });
+  const addr = parseListenAddress(values.listen);
+  if (!addr) {
+    console.error(`--listen: expected host:port, got "${values.listen}"`);
+    return 2;
+  }
+  const sim = new Simulator({ seed: Number(values.seed), faults: values.faults ? parseFaults(JSON.parse(values.faults)) : undefined });
+  const url = await sim.listen(addr.host || '127.0.0.1', addr.port);
+  console.error(JSON.stringify({ level: 'info', msg: 'simulator listening', url, conviva: sim.convivaUrl, admin: `${url}/_admin/faults` }));
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await sim.close();
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'simulate') return simulate(argv.slice(1));
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        'web.listen-address': { type: 'string' },
+        'check-config': { type: 'boolean', default: false },
+        once: { type: 'boolean', default: false },
+        demo: { type: 'boolean', default: false },
+        'log.level': { type: 'string' },
+        version: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    console.log(`conviva-exporter ${VERSION} (node ${process.version})`);
+    return 0;
+  }
+  const configPath = values.config ?? (values.demo ? DEMO_CONFIG : undefined);
+  if (!configPath) {
+    console.error(`--config is required (or --demo)\n\n${USAGE}`);
+    return 2;
+  }
+
+  let sim: Simulator | undefined;
+  const env: Record<string, string | undefined> = { ...process.env };
+  if (values.demo) {
+    sim = new Simulator({});
+    const url = await sim.listen('127.0.0.1', 0);
+    env.CONVIVA_SIMULATOR_URL = url;
+  }
+  const load = (): Config => {
+    const cfg = loadConfigFile(configPath, env);
+    // In demo mode every source points at the simulator, whatever the file says.
+    if (sim && cfg.sources.conviva) cfg.sources.conviva.base_url = sim.convivaUrl;
+    return cfg;
+  };
+
+  let config: Config;
+  try {
+    config = load();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      for (const p of e.problems) console.error(`${configPath}: ${p}`);
+      await sim?.close();
+      return 2;
+    }
+    throw e;
+  }
+  if (values['check-config']) {
+    console.log(`${configPath}: configuration is valid`);
+    await sim?.close();
+    return 0;
+  }
+  const listenText = values['web.listen-address'] ?? config.server.listen_address;
+  const listen = parseListenAddress(listenText);
+  if (!listen) {
+    console.error(`--web.listen-address: expected host:port, got "${listenText}"`);
+    await sim?.close();
+    return 2;
+  }
+
+  const log = createLogger(values['log.level'] ?? config.log.level);
+  const app = new App({ config, log });
+
+  if (values.once) {
+    const ok = await app.runOnce();
+    const text = await app.exposition();
+    await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
+    await app.stop();
+    await sim?.close();
+    log.flush();
+    return ok ? 0 : 1;
+  }
+
+  await app.start(listen);
+  if (sim) log.info({ simulator: sim.url }, 'demo mode: all sources point at the embedded simulator');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      void app
+        .stop()
+        .then(() => sim?.close())
+        .then(() => {
+          log.info('stopped');
+          log.flush();
+          resolve(0);
+        });
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGHUP', () => {
+      try {
+        const next = load();
+        void app.reload(next);
+      } catch (e) {
+        const problems = e instanceof ConfigError ? e.problems : [(e as Error).message];
+        log.error({ problems, file: configPath }, 'configuration reload failed: keeping the running configuration');
+      }
+    });
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,67 @@
+import type { HttpClient } from '../../http/client.js';
+import { RequestBudget } from '../../http/budget.js';
+import type { ConvivaAccount } from '../../config/load.js';
+
+export interface RealtimeQuery {
+  /** kebab-case metric names, at most 12. */
+  metrics: readonly string[];
+  /** kebab-case dimension path (device-os, dimension-tag/appVersion), or undefined for the ungrouped total. */
+  groupBy?: string;
+  minutes: number;
+  filter: { filterId?: string; dimensions?: Record<string, string[]>; tags?: Record<string, string[]> };
+  /** Group-by only: rows per bucket and the metric they are ranked by. */
+  limit?: number;
+  sortBy?: string;
+  signal: AbortSignal;
+  deadline: number;
+}
+
+/** Conviva Metrics V3 for one account: paths, Basic auth, and that account's request budget. */
+export class ConvivaClient {
+  private readonly auth: string;
+  readonly realtimeBudget: RequestBudget;
+
+  constructor(
+    private readonly http: HttpClient,
+    readonly account: ConvivaAccount,
+    realtimePerMinute: number,
+    now: () => number,
+  ) {
+    // Basic auth on every request (Conviva's documented scheme); the header is redacted from logs.
+    this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
+    this.realtimeBudget = new RequestBudget('conviva_realtime', account.name, realtimePerMinute, now);
+  }
+
+  /** GET real-time-metrics/custom-selection[/group-by/{dim}] with PT1M buckets; returns the parsed JSON. */
+  async realtime(q: RealtimeQuery): Promise<unknown> {
+    const query: Record<string, string | number | string[]> = {
+      metric: [...q.metrics],
+      minutes: q.minutes,
+      granularity: 'PT1M',
+    };
+    if (q.filter.filterId !== undefined) query.filter_id = q.filter.filterId;
+    for (const [dim, values] of Object.entries(q.filter.dimensions ?? {})) query[dim] = values;
+    for (const [tag, values] of Object.entries(q.filter.tags ?? {})) query[`tag_${tag}`] = values;
+    let path = '/real-time-metrics/custom-selection';
+    let endpoint = 'real-time-metrics/custom-selection';
+    if (q.groupBy) {
+      path += `/group-by/${q.groupBy.split('/').map(encodeURIComponent).join('/')}`;
+      endpoint += '/group-by';
+      if (q.limit !== undefined) query.limit = q.limit;
+      if (q.sortBy) {
+        query.sort_by = q.sortBy;
+        query.order = 'desc';
+      }
+    }
+    const res = await this.http.json({
+      path,
+      query,
+      endpoint,
+      headers: { authorization: this.auth },
+      budget: this.realtimeBudget,
+      signal: q.signal,
+      deadline: q.deadline,
+    });
+    return res.body;
+  }
+}

@@ -1,0 +1,208 @@
+import { setMaxListeners } from 'node:events';
+import type { Collector, RunContext, RunOutcome } from '../../engine/collector.js';
+import type { FamilyDef } from '../../engine/family.js';
+import { labelKey } from '../../engine/samples.js';
+import type { SelfMetrics } from '../../engine/self-metrics.js';
+import type { Config } from '../../config/load.js';
+import { metricSpec, realtimeFamilies, type MetricSpec } from './catalogue.js';
+import type { ConvivaClient } from './client.js';
+import { parseTimeSeries, readValue, type Bucket } from './schema.js';
+
+type RealtimeConfig = NonNullable<Config['sources']['conviva']>['realtime'];
+type FilterConfig = RealtimeConfig['filters'][number];
+
+const MINUTE = 60_000;
+/** Conviva's real-time window reaches 15 minutes back; older buckets can no longer be read. */
+const WINDOW_MINUTES = 15;
+/** Per request, Conviva's custom-selection takes at most 12 metrics. */
+const MAX_METRICS_PER_REQUEST = 12;
+/** Label values of the ungrouped total. */
+export const TOTAL = 'total';
+
+/** One (account, filter, group-by) combination: one request per minute (per 12 metrics). */
+interface Scope {
+  client: ConvivaClient;
+  filter: FilterConfig;
+  /** kebab path, undefined for the total */
+  groupBy?: string;
+  /** label value for `dimension` */
+  dimension: string;
+  /** Start of the newest bucket already added to the counters. */
+  watermark?: number;
+  /** label key -> counter family -> running total */
+  counters: Map<string, { labels: string[]; totals: Map<FamilyDef, number> }>;
+}
+
+export interface RealtimeDeps {
+  clients: readonly ConvivaClient[];
+  config: RealtimeConfig;
+  metrics: SelfMetrics;
+}
+
+/** "device-os" -> "device_os", "dimension-tag/appVersion" -> "tag_appVersion" (the API's filter key). */
+export function dimensionLabel(groupBy: string): string {
+  const tag = /^dimension-tag\/(.+)$/.exec(groupBy);
+  return tag ? `tag_${tag[1]}` : groupBy.replace(/-/g, '_');
+}
+
+/**
+ * Conviva Metrics V3 real-time: gauges of the newest settled minute, and counters that add each
+ * settled minute exactly once per label set, catching up missed minutes from the 15-minute window.
+ */
+export function createRealtimeCollector(deps: RealtimeDeps): Collector {
+  const { config, metrics } = deps;
+  const specs: MetricSpec[] = config.metrics.map((m) => metricSpec(m)!);
+  const chunks: string[][] = [];
+  const paths = specs.map((s) => s.path);
+  for (let i = 0; i < paths.length; i += MAX_METRICS_PER_REQUEST) chunks.push(paths.slice(i, i + MAX_METRICS_PER_REQUEST));
+  const sortBy = paths.includes('attempts') ? 'attempts' : paths[0];
+  const scopes: Scope[] = [];
+  for (const client of deps.clients) {
+    for (const filter of config.filters) {
+      scopes.push({ client, filter, dimension: TOTAL, counters: new Map() });
+      for (const g of config.group_by) scopes.push({ client, filter, groupBy: g, dimension: dimensionLabel(g), counters: new Map() });
+    }
+  }
+  const name = 'conviva_realtime';
+
+  return {
+    name,
+    schedule: config.schedule,
+    timeoutMs: config.timeout,
+    families: realtimeFamilies(),
+    async collect(ctx: RunContext): Promise<RunOutcome> {
+      const newestSettled = Math.floor((ctx.now - MINUTE - config.settle_delay) / MINUTE) * MINUTE;
+      const currentMinute = Math.floor(ctx.now / MINUTE) * MINUTE;
+      const oldestReadable = currentMinute - (WINDOW_MINUTES - 1) * MINUTE;
+      // A failed request cancels the rest of the run: nothing is half-applied.
+      const controller = new AbortController();
+      setMaxListeners(0, controller.signal); // one listener per in-flight request
+      const onAbort = () => controller.abort(ctx.signal.reason);
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      let skipped = 0;
+      const onSkip = (what: string) => {
+        skipped++;
+        if (skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
+      };
+      let responses: Bucket[][][];
+      try {
+        responses = await Promise.all(
+          scopes.map((scope) => {
+            const from = scope.watermark === undefined ? newestSettled : Math.max(scope.watermark + MINUTE, oldestReadable);
+            const minutes = Math.min(WINDOW_MINUTES, Math.max(1, (currentMinute - from) / MINUTE + 1));
+            return Promise.all(
+              chunks.map(async (chunk) => {
+                const body = await scope.client.realtime({
+                  metrics: chunk,
+                  groupBy: scope.groupBy,
+                  minutes,
+                  filter: { filterId: scope.filter.filter_id, dimensions: scope.filter.dimensions, tags: scope.filter.tags },
+                  limit: scope.groupBy ? config.group_limit : undefined,
+                  sortBy: scope.groupBy ? sortBy : undefined,
+                  signal: controller.signal,
+                  deadline: ctx.deadline,
+                });
+                const endpoint = scope.groupBy ? 'real-time-metrics/custom-selection/group-by' : 'real-time-metrics/custom-selection';
+                return parseTimeSeries(body, endpoint, scope.groupBy !== undefined, (what) => {
+                  metrics.parseErrors.inc({ api: 'conviva_realtime', endpoint });
+                  onSkip(what);
+                });
+              }),
+            );
+          }),
+        );
+      } catch (e) {
+        controller.abort(e);
+        throw e;
+      } finally {
+        ctx.signal.removeEventListener('abort', onAbort);
+      }
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+
+      // Every request succeeded: apply the whole run.
+      let newest: number | undefined;
+      let badValues = 0;
+      const bad = () => {
+        badValues++;
+      };
+      let missed = 0;
+      scopes.forEach((scope, i) => {
+        const merged = mergeChunks(responses[i]!);
+        const settled = [...merged.keys()].filter((ts) => ts <= newestSettled).sort((a, b) => a - b);
+        if (settled.length === 0) return;
+        const gaugeTs = settled[settled.length - 1]!;
+        newest = newest === undefined ? gaugeTs : Math.max(newest, gaugeTs);
+        const fresh = scope.watermark === undefined ? [gaugeTs] : settled.filter((ts) => ts > scope.watermark!);
+        if (scope.watermark !== undefined && oldestReadable > scope.watermark + MINUTE) {
+          missed += (Math.min(oldestReadable, newestSettled + MINUTE) - scope.watermark - MINUTE) / MINUTE;
+        }
+        const labelsOf = (value: string | undefined) => [scope.client.account.name, scope.filter.name, scope.dimension, value ?? TOTAL];
+        for (const ts of fresh) {
+          for (const [value, rowMetrics] of merged.get(ts)!) {
+            const labels = labelsOf(value);
+            const key = labelKey(labels);
+            for (const spec of specs) {
+              if (!spec.counter) continue;
+              const count = readValue(rowMetrics, spec.key, 'count', bad);
+              if (count === undefined) continue;
+              let entry = scope.counters.get(key);
+              if (!entry) {
+                if (!ctx.guard.admit(spec.counter.name, key, ctx.now)) continue;
+                entry = { labels, totals: new Map() };
+                scope.counters.set(key, entry);
+              }
+              entry.totals.set(spec.counter, (entry.totals.get(spec.counter) ?? 0) + count);
+            }
+          }
+        }
+        if (fresh.length > 0) scope.watermark = Math.max(scope.watermark ?? -Infinity, fresh[fresh.length - 1]!);
+        for (const [value, rowMetrics] of merged.get(gaugeTs)!) {
+          const labels = labelsOf(value);
+          const key = labelKey(labels);
+          for (const spec of specs) {
+            for (const g of spec.gauges) {
+              const v = readValue(rowMetrics, spec.key, g.field, bad);
+              if (v === undefined || !ctx.guard.admit(g.family.name, key, ctx.now)) continue;
+              ctx.samples.add(g.family, labels, v * g.scale);
+            }
+          }
+        }
+      });
+      // Counters are served every run, whether or not their label set had data this minute.
+      for (const scope of scopes) {
+        for (const [key, entry] of scope.counters) {
+          for (const [family, total] of entry.totals) {
+            if (ctx.guard.admit(family.name, key, ctx.now)) ctx.samples.add(family, entry.labels, total);
+            else entry.totals.delete(family);
+          }
+          if (entry.totals.size === 0) scope.counters.delete(key);
+        }
+      }
+      if (badValues > 0) {
+        metrics.parseErrors.inc({ api: 'conviva_realtime', endpoint: 'real-time-metrics/custom-selection' }, badValues);
+        ctx.log.warn({ values: badValues }, 'skipped non-numeric upstream values');
+      }
+      if (missed > 0) {
+        metrics.bucketsMissed.inc({ collector: name }, missed);
+        ctx.log.warn({ buckets: missed }, 'settled buckets fell out of the 15-minute real-time window before they could be counted');
+      }
+      return newest === undefined ? {} : { newestDataTimestamp: newest };
+    },
+  };
+}
+
+/** Merges the per-chunk answers of one scope: ts -> row value -> metrics of all chunks. */
+function mergeChunks(chunks: Bucket[][]): Map<number, Map<string | undefined, Record<string, unknown>>> {
+  const out = new Map<number, Map<string | undefined, Record<string, unknown>>>();
+  for (const buckets of chunks) {
+    for (const b of buckets) {
+      let rows = out.get(b.ts);
+      if (!rows) {
+        rows = new Map();
+        out.set(b.ts, rows);
+      }
+      for (const r of b.rows) rows.set(r.value, { ...rows.get(r.value), ...r.metrics });
+    }
+  }
+  return out;
+}

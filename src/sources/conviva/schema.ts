@@ -1,0 +1,86 @@
+import { UpstreamError } from '../../http/errors.js';
+
+/** One row of one bucket: the ungrouped total (no value) or one dimension value. */
+export interface Row {
+  value?: string;
+  metrics: Record<string, unknown>;
+}
+
+export interface Bucket {
+  /** Bucket start, epoch ms. */
+  ts: number;
+  rows: Row[];
+}
+
+/**
+ * Reads a Metrics V3 time_series answer leniently: unknown fields are ignored, a bucket without
+ * a readable timestamp or a row without a dimension value is skipped and reported to `onSkip`.
+ * Only a body that is not a time_series answer at all is an error.
+ */
+export function parseTimeSeries(body: unknown, endpoint: string, grouped: boolean, onSkip: (what: string) => void): Bucket[] {
+  if (!isObject(body) || !Array.isArray(body.time_series)) {
+    throw new UpstreamError('UPSTREAM_MALFORMED', `conviva ${endpoint}: answer has no time_series array`, { api: 'conviva_realtime', endpoint });
+  }
+  const out: Bucket[] = [];
+  for (const item of body.time_series) {
+    if (!isObject(item)) {
+      onSkip('bucket is not an object');
+      continue;
+    }
+    const ts = timestampOf(item.timestamp);
+    if (ts === undefined) {
+      onSkip('bucket without a readable timestamp');
+      continue;
+    }
+    const rows: Row[] = [];
+    if (grouped) {
+      const list = Array.isArray(item.dimensional_data) ? item.dimensional_data : [];
+      for (const d of list) {
+        if (!isObject(d) || !isObject(d.dimension) || d.dimension.value === undefined || d.dimension.value === null || !isObject(d.metrics)) {
+          onSkip('row without a dimension value or metrics');
+          continue;
+        }
+        rows.push({ value: String(d.dimension.value), metrics: d.metrics });
+      }
+    } else {
+      // Without group-by the metric objects sit beside the timestamp.
+      const { timestamp: _t, ...metrics } = item;
+      rows.push({ metrics });
+    }
+    out.push({ ts, rows });
+  }
+  return out;
+}
+
+function timestampOf(t: unknown): number | undefined {
+  if (isObject(t)) {
+    if (typeof t.epoch_ms === 'number' && Number.isFinite(t.epoch_ms)) return t.epoch_ms;
+    if (typeof t.iso_date === 'string') {
+      const ms = Date.parse(t.iso_date);
+      if (!Number.isNaN(ms)) return ms;
+    }
+  }
+  return undefined;
+}
+
+/** A finite number at obj[metric][field], or undefined when absent; `bad` is called for a present non-number. */
+export function readValue(metrics: Record<string, unknown>, key: string, field: string, bad: () => void): number | undefined {
+  const obj = metrics[key];
+  if (obj === undefined || obj === null) return undefined;
+  if (!isObject(obj)) {
+    bad();
+    return undefined;
+  }
+  const v = obj[field];
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n)) {
+    bad();
+    return undefined;
+  }
+  return n;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
