@@ -68,7 +68,7 @@ export function createSelfMetrics(version: string) {
     }),
     bucketsMissed: new Counter({
       name: `${p}buckets_missed_total`,
-      help: 'Settled upstream buckets that fell out of the catch-up window before they could be counted.',
+      help: 'Settled one-minute upstream buckets that fell out of the catch-up window before they could be counted (every label set of the collector lost these minutes).',
       labelNames: ['collector'],
       registers: reg,
     }),

@@ -6,6 +6,9 @@ import type { SelfMetrics } from '../../engine/self-metrics.js';
 import type { Config } from '../../config/load.js';
 import { metricSpec, realtimeFamilies, type MetricSpec } from './catalogue.js';
 import type { ConvivaClient } from './client.js';
+
+/** The part of a ConvivaClient the collector uses; tests may hand in recorded answers. */
+export type RealtimeSource = Pick<ConvivaClient, 'account' | 'realtime'>;
 import { parseTimeSeries, readValue, type Bucket } from './schema.js';
 
 type RealtimeConfig = NonNullable<Config['sources']['conviva']>['realtime'];
@@ -21,7 +24,7 @@ export const TOTAL = 'total';
 
 /** One (account, filter, group-by) combination: one request per minute (per 12 metrics). */
 interface Scope {
-  client: ConvivaClient;
+  client: RealtimeSource;
   filter: FilterConfig;
   /** kebab path, undefined for the total */
   groupBy?: string;
@@ -34,7 +37,7 @@ interface Scope {
 }
 
 export interface RealtimeDeps {
-  clients: readonly ConvivaClient[];
+  clients: readonly RealtimeSource[];
   config: RealtimeConfig;
   metrics: SelfMetrics;
 }
@@ -134,7 +137,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         newest = newest === undefined ? gaugeTs : Math.max(newest, gaugeTs);
         const fresh = scope.watermark === undefined ? [gaugeTs] : settled.filter((ts) => ts > scope.watermark!);
         if (scope.watermark !== undefined && oldestReadable > scope.watermark + MINUTE) {
-          missed += (Math.min(oldestReadable, newestSettled + MINUTE) - scope.watermark - MINUTE) / MINUTE;
+          missed = Math.max(missed, (Math.min(oldestReadable, newestSettled + MINUTE) - scope.watermark - MINUTE) / MINUTE);
         }
         const labelsOf = (value: string | undefined) => [scope.client.account.name, scope.filter.name, scope.dimension, value ?? TOTAL];
         for (const ts of fresh) {

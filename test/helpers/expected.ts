@@ -1,0 +1,45 @@
+import { minuteValues, type MinuteValues } from '../../src/simulator/data.js';
+import type { RequestFilter } from '../../src/simulator/conviva.js';
+import type { Simulator } from '../../src/simulator/server.js';
+
+export const FILTERS: Record<string, RequestFilter> = {
+  all: { dimensions: new Map() },
+  ios: { dimensions: new Map([['device_os', ['iOS']]]) },
+  sports: { filterId: '1234', dimensions: new Map() },
+};
+
+const GROUPS: Record<string, string | undefined> = { total: undefined, device_os: 'device-os', tag_appVersion: 'dimension-tag/appVersion' };
+
+export interface LabelSet {
+  account: string;
+  filter: string;
+  dimension: string;
+  value: string;
+}
+
+/** Every label set the simulator serves for the given account, filters and dimension labels. */
+export function labelSets(sim: Simulator, account: string, filters: string[], dimensions: string[]): LabelSet[] {
+  const out: LabelSet[] = [];
+  for (const filter of filters) {
+    for (const dimension of dimensions) {
+      const group = GROUPS[dimension] ? sim.conviva.dimension(GROUPS[dimension]!) : undefined;
+      for (const r of sim.conviva.rows(account, FILTERS[filter]!, group)) out.push({ account, filter, dimension, value: r.value ?? 'total' });
+    }
+  }
+  return out;
+}
+
+/** The settled value the simulator serves for one label set and minute. */
+export function settledValue(sim: Simulator, ls: LabelSet, ts: number, key: keyof MinuteValues): number {
+  const group = GROUPS[ls.dimension] ? sim.conviva.dimension(GROUPS[ls.dimension]!) : undefined;
+  const row = sim.conviva.rows(ls.account, FILTERS[ls.filter]!, group).find((r) => (r.value ?? 'total') === ls.value);
+  if (!row) throw new Error(`no row for ${JSON.stringify(ls)}`);
+  return minuteValues(row.scope, ts)[key];
+}
+
+/** Sum of settled values over the minutes [from, to] (bucket starts, inclusive). */
+export function settledSum(sim: Simulator, ls: LabelSet, from: number, to: number, key: keyof MinuteValues): number {
+  let sum = 0;
+  for (let ts = from; ts <= to; ts += 60_000) sum += settledValue(sim, ls, ts, key);
+  return sum;
+}

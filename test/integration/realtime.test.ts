@@ -1,0 +1,198 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { find, value } from '../helpers/exposition.js';
+import { labelSets, settledSum, settledValue } from '../helpers/expected.js';
+import { MINUTE, T0, startStack, type Stack } from '../helpers/stack.js';
+
+const SETTLED_AT_T0 = T0 - 30_000 - 2 * MINUTE; // 19:58:00, the newest settled bucket at 20:00:30
+const C = 'conviva_realtime';
+
+let stack: Stack | undefined;
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+});
+
+function logsWith(s: Stack, msg: string) {
+  return s.logs.filter((l) => l.msg === msg);
+}
+
+describe('conviva real-time collector against the simulator', () => {
+  it('publishes the newest settled minute as gauges in base units, with health metrics', async () => {
+    stack = await startStack();
+    const { result, samples } = await stack.run();
+    expect(result).toBe('success');
+    const sim = stack.sim;
+    const total = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
+    expect(value(samples, 'conviva_attempts', total)).toBe(settledValue(sim, total, SETTLED_AT_T0, 'attempts'));
+    // percentages and ratios become 0..1; seconds and bits per second stay as they are
+    expect(value(samples, 'conviva_rebuffering_ratio', total)).toBeCloseTo(settledValue(sim, total, SETTLED_AT_T0, 'rebuffering_ratio') / 100, 10);
+    const attempts = settledValue(sim, total, SETTLED_AT_T0, 'attempts');
+    const vsf = settledValue(sim, total, SETTLED_AT_T0, 'video_start_failures');
+    expect(value(samples, 'conviva_video_start_failures_ratio', total)).toBeCloseTo(Math.round((vsf / attempts) * 10000) / 10_000, 10);
+    expect(value(samples, 'conviva_bitrate_bits_per_second', total)).toBe(settledValue(sim, total, SETTLED_AT_T0, 'bitrate'));
+    expect(value(samples, 'conviva_video_start_time_seconds', total)).toBe(settledValue(sim, total, SETTLED_AT_T0, 'video_start_time'));
+    // every label set the simulator serves is there, escaped values included
+    for (const ls of labelSets(sim, 'demo', ['all', 'ios', 'sports'], ['total', 'device_os', 'tag_appVersion'])) {
+      expect(find(samples, 'conviva_attempts', { ...ls })).toHaveLength(1);
+    }
+    expect(find(samples, 'conviva_attempts', { dimension: 'tag_appVersion', value: 'beta "canary" \\ build\n7' })).toHaveLength(3);
+    expect(value(samples, 'conviva_exporter_collector_up', { collector: C })).toBe(1);
+    expect(value(samples, 'conviva_exporter_collector_runs_total', { collector: C, result: 'success' })).toBe(1);
+    expect(value(samples, 'conviva_exporter_data_newest_timestamp_seconds', { collector: C })).toBe(SETTLED_AT_T0 / 1000);
+    expect(value(samples, 'conviva_exporter_collector_last_success_timestamp_seconds', { collector: C })).toBe(T0 / 1000);
+    // one request per (filter, group-by): 3 filters x (total + 2 dimensions)
+    expect(stack.sim.requests.filter((r) => r.path.includes('real-time-metrics'))).toHaveLength(9);
+    expect(stack.sim.requests.every((r) => r.status === 200 && /granularity=PT1M/.test(r.query))).toBe(true);
+  });
+
+  it('ignores the partial newest bucket and counts it once it has settled (revised later)', async () => {
+    stack = await startStack();
+    await stack.run();
+    const partialTs = SETTLED_AT_T0 + MINUTE; // 19:59, still filling in at 20:00:30
+    const ls = { account: 'demo', filter: 'all', dimension: 'device_os', value: 'iOS' };
+    const served = stack.sim.conviva.rows('demo', { dimensions: new Map() }, stack.sim.conviva.dimension('device-os'))
+      .find((r) => r.value === 'iOS')!;
+    const { servedValues } = await import('../../src/simulator/data.js');
+    const partial = servedValues(served.scope, partialTs, T0).attempts;
+    const final = settledValue(stack.sim, ls, partialTs, 'attempts');
+    expect(partial).toBeLessThan(final); // the simulator did serve a partial bucket
+    let samples = (await stack.samples());
+    expect(value(samples, 'conviva_attempts_total', ls)).toBe(settledValue(stack.sim, ls, SETTLED_AT_T0, 'attempts'));
+    stack.clock.advance(MINUTE);
+    ({ samples } = await stack.run());
+    expect(value(samples, 'conviva_attempts', ls)).toBe(final);
+    expect(value(samples, 'conviva_attempts_total', ls)).toBe(settledSum(stack.sim, ls, SETTLED_AT_T0, partialTs, 'attempts'));
+  });
+
+  it('catches up the buckets of a failed minute on the next run', async () => {
+    stack = await startStack();
+    await stack.run();
+    stack.sim.faults.set([{ kind: 'status', status: 500 }]);
+    stack.clock.advance(MINUTE);
+    const failed = await stack.run();
+    expect(failed.result).toBe('failure');
+    expect(value(failed.samples, 'conviva_exporter_collector_up', { collector: C })).toBe(0);
+    const warn = logsWith(stack, 'collector run failed');
+    expect(warn).toHaveLength(1);
+    expect(warn[0]).toMatchObject({ level: 40, collector: C, code: 'UPSTREAM_STATUS' });
+    stack.sim.faults.clear();
+    stack.clock.advance(MINUTE);
+    const { result, samples } = await stack.run();
+    expect(result).toBe('success');
+    expect(logsWith(stack, 'collector recovered')).toHaveLength(1);
+    for (const ls of labelSets(stack.sim, 'demo', ['all', 'sports'], ['total', 'device_os'])) {
+      expect(value(samples, 'conviva_attempts_total', { ...ls })).toBe(settledSum(stack.sim, ls, SETTLED_AT_T0, SETTLED_AT_T0 + 2 * MINUTE, 'attempts'));
+    }
+    // the catch-up asked for a window reaching back over the missed minute
+    const last = stack.sim.requests.filter((r) => r.status === 200).at(-1)!;
+    expect(last.query).toMatch(/minutes=4/);
+  });
+
+  it('honours Retry-After on a 429 and succeeds within the run', async () => {
+    stack = await startStack();
+    stack.sim.faults.set([{ kind: 'status', status: 429, retryAfter: 1, remaining: 1 }]);
+    const started = Date.now();
+    const { result, samples } = await stack.run();
+    expect(result).toBe('success');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(value(samples, 'conviva_exporter_http_throttled_total', { api: 'conviva_realtime' })).toBe(1);
+    expect(find(samples, 'conviva_exporter_http_retries_total').reduce((s, x) => s + x.value, 0)).toBe(1);
+    expect(find(samples, 'conviva_exporter_http_requests_total', { code: '429' }).reduce((s, x) => s + x.value, 0)).toBe(1);
+    const retry = logsWith(stack, 'retrying upstream request');
+    expect(retry).toHaveLength(1);
+    expect(retry[0]).toMatchObject({ status: 429, delayMs: 1000, code: 'UPSTREAM_THROTTLED' });
+  });
+
+  it('rides out a short 500 burst with retries, and fails the run on a longer one', async () => {
+    stack = await startStack();
+    stack.sim.faults.set([{ kind: 'status', status: 500, remaining: 2 }]);
+    let r = await stack.run();
+    expect(r.result).toBe('success');
+    expect(find(r.samples, 'conviva_exporter_http_retries_total').reduce((s, x) => s + x.value, 0)).toBe(2);
+    stack.sim.faults.set([{ kind: 'status', status: 503, match: 'group-by/device-os' }]);
+    stack.clock.advance(MINUTE);
+    r = await stack.run();
+    expect(r.result).toBe('failure');
+    expect(value(r.samples, 'conviva_exporter_collector_up', { collector: C })).toBe(0);
+    // the last good data stays published while within the staleness window
+    expect(find(r.samples, 'conviva_attempts').length).toBeGreaterThan(0);
+    const warn = logsWith(stack, 'collector run failed')[0]!;
+    expect(warn).toMatchObject({ code: 'UPSTREAM_STATUS' });
+    expect((warn.err as { status: number }).status).toBe(503);
+  });
+
+  it('times out a hanging upstream and reports UPSTREAM_TIMEOUT', async () => {
+    stack = await startStack();
+    stack.sim.faults.set([{ kind: 'hang' }]);
+    const r = await stack.run();
+    expect(r.result).toBe('failure');
+    expect(logsWith(stack, 'collector run failed')[0]).toMatchObject({ code: 'UPSTREAM_TIMEOUT' });
+    expect(find(r.samples, 'conviva_exporter_http_requests_total', { code: 'error' }).reduce((s, x) => s + x.value, 0)).toBeGreaterThan(0);
+    stack.sim.faults.clear();
+    stack.clock.advance(MINUTE);
+    expect((await stack.run()).result).toBe('success');
+  });
+
+  it('counts a malformed body as a parse error and a failed run, without crashing', async () => {
+    stack = await startStack();
+    stack.sim.faults.set([{ kind: 'malformed', remaining: 1 }]);
+    const r = await stack.run();
+    expect(r.result).toBe('failure');
+    expect(logsWith(stack, 'collector run failed')[0]).toMatchObject({ code: 'UPSTREAM_MALFORMED' });
+    expect(find(r.samples, 'conviva_exporter_parse_errors_total').reduce((s, x) => s + x.value, 0)).toBe(1);
+    stack.clock.advance(MINUTE);
+    expect((await stack.run()).result).toBe('success');
+  });
+
+  it('skips and counts a run that would overlap the previous one', async () => {
+    stack = await startStack();
+    stack.sim.faults.set([{ kind: 'latency', latencyMs: 300 }]);
+    const first = stack.app.runner.run(C);
+    const second = await stack.app.runner.run(C);
+    expect(second).toBe('skipped');
+    expect(await first).toBe('success');
+    const samples = await stack.samples();
+    expect(value(samples, 'conviva_exporter_collector_skipped_total', { collector: C })).toBe(1);
+    expect(logsWith(stack, 'collector run skipped: previous run still in progress')).toHaveLength(1);
+  });
+
+  it('withdraws data series after the staleness window but keeps health series', async () => {
+    stack = await startStack();
+    await stack.run();
+    stack.sim.faults.set([{ kind: 'status', status: 500 }]);
+    stack.clock.advance(4 * MINUTE);
+    let r = await stack.run();
+    expect(find(r.samples, 'conviva_attempts').length).toBeGreaterThan(0);
+    stack.clock.advance(2 * MINUTE);
+    r = await stack.run();
+    expect(find(r.samples, 'conviva_attempts')).toHaveLength(0);
+    expect(find(r.samples, 'conviva_attempts_total')).toHaveLength(0);
+    expect(value(r.samples, 'conviva_exporter_collector_up', { collector: C })).toBe(0);
+    expect(value(r.samples, 'conviva_exporter_collector_series', { collector: C })).toBe(0);
+    expect(logsWith(stack, 'collector data withdrawn: no successful run within the staleness window')).toHaveLength(1);
+    // only one warning for a collector that keeps failing the same way
+    expect(logsWith(stack, 'collector run failed').filter((l) => l.level === 40)).toHaveLength(1);
+  });
+
+  it('counts buckets lost when an outage outlasts the 15-minute window', async () => {
+    stack = await startStack();
+    await stack.run();
+    stack.clock.advance(20 * MINUTE);
+    const { samples } = await stack.run();
+    // 20 new settled minutes, of which only the last 13 settled ones are still readable (window 15, minus 2 unsettled)
+    expect(value(samples, 'conviva_exporter_buckets_missed_total', { collector: C })).toBe(7);
+    const ls = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
+    const newest = SETTLED_AT_T0 + 20 * MINUTE;
+    expect(value(samples, 'conviva_attempts_total', ls)).toBe(
+      settledValue(stack.sim, ls, SETTLED_AT_T0, 'attempts') + settledSum(stack.sim, ls, newest - 12 * MINUTE, newest, 'attempts'),
+    );
+  });
+
+  it('drops series past max_series_per_metric and counts them', async () => {
+    stack = await startStack({ mutate: (c) => (c.sources.conviva!.realtime.max_series_per_metric = 10) });
+    const { samples } = await stack.run();
+    expect(find(samples, 'conviva_attempts')).toHaveLength(10);
+    expect(find(samples, 'conviva_attempts_total')).toHaveLength(10);
+    expect(value(samples, 'conviva_exporter_series_dropped_total', { family: 'conviva_attempts' })).toBeGreaterThan(0);
+  });
+});
