@@ -176,10 +176,17 @@ export class Runner {
       const aborted = new Promise<never>((_, reject) => {
         controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
       });
-      const outcome = await Promise.race([
-        collector.collect({ signal: controller.signal, deadline, now: started, log: log.child({ collector: name }), samples, guard: this.opts.guard }),
-        aborted,
-      ]);
+      const collecting = collector.collect({ signal: controller.signal, deadline, now: started, log: log.child({ collector: name }), samples, guard: this.opts.guard });
+      collecting.catch(() => {}); // settled below, or after an abort
+      let outcome;
+      try {
+        outcome = await Promise.race([collecting, aborted]);
+      } catch (e) {
+        // Collectors honour the signal; give this one a moment to wind down so its requests do not
+        // overlap the next run, which stays skipped until it has.
+        await Promise.race([collecting.catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
+        throw e;
+      }
       store.publish(name, renderSampleSet(samples));
       const finished = clock.now();
       st.status.published = true;

@@ -17,8 +17,8 @@ export interface MetricSpec {
 
 export interface GaugeSpec {
   readonly field: 'count' | 'percentage' | 'ratio' | 'bps' | 'fps' | 'value';
-  /** Multiplier to the base unit (percent to ratio: 0.01). */
-  readonly scale: number;
+  /** Divides the upstream value into the base unit (percent to ratio: 100); division keeps 98.53 -> 0.9853 exact. */
+  readonly divisor: number;
   readonly family: FamilyDef;
 }
 
@@ -55,8 +55,8 @@ function countWithRatio(path: string, key: string, base: string, what: string, r
     path,
     key,
     gauges: [
-      { field: 'count', scale: 1, family: gauge(`conviva_${base}`, 'count', `${key}.count`, what) },
-      { field: 'percentage', scale: 0.01, family: gauge(`conviva_${base}_ratio`, 'ratio', `${key}.percentage / 100`, ratioWhat) },
+      { field: 'count', divisor: 1, family: gauge(`conviva_${base}`, 'count', `${key}.count`, what) },
+      { field: 'percentage', divisor: 100, family: gauge(`conviva_${base}_ratio`, 'ratio', `${key}.percentage / 100`, ratioWhat) },
     ],
     counter: counter(`conviva_${base}_total`, key, what),
   };
@@ -66,19 +66,19 @@ export const METRICS: readonly MetricSpec[] = [
   {
     path: 'attempts',
     key: 'attempts',
-    gauges: [{ field: 'count', scale: 1, family: gauge('conviva_attempts', 'count', 'attempts.count', 'Video start attempts') }],
+    gauges: [{ field: 'count', divisor: 1, family: gauge('conviva_attempts', 'count', 'attempts.count', 'Video start attempts') }],
     counter: counter('conviva_attempts_total', 'attempts', 'Video start attempts'),
   },
   countWithRatio('plays', 'plays', 'plays', 'Plays (attempts that started video)', 'Plays as a fraction of attempts (0..1)'),
   {
     path: 'concurrent-plays',
     key: 'concurrent_plays',
-    gauges: [{ field: 'count', scale: 1, family: gauge('conviva_concurrent_plays', 'count', 'concurrent_plays.count', 'Concurrent plays') }],
+    gauges: [{ field: 'count', divisor: 1, family: gauge('conviva_concurrent_plays', 'count', 'concurrent_plays.count', 'Concurrent plays') }],
   },
   {
     path: 'unique-devices',
     key: 'unique_devices',
-    gauges: [{ field: 'count', scale: 1, family: gauge('conviva_unique_devices', 'count', 'unique_devices.count', 'Unique devices') }],
+    gauges: [{ field: 'count', divisor: 1, family: gauge('conviva_unique_devices', 'count', 'unique_devices.count', 'Unique devices') }],
   },
   countWithRatio('video-start-failures', 'video_start_failures', 'video_start_failures', 'Video start failures', 'Video start failures as a fraction of attempts (0..1)'),
   countWithRatio('video-playback-failures', 'video_playback_failures', 'video_playback_failures', 'Video playback failures', 'Video playback failures as a fraction of plays (0..1)'),
@@ -86,37 +86,37 @@ export const METRICS: readonly MetricSpec[] = [
   {
     path: 'rebuffering-ratio',
     key: 'rebuffering_ratio',
-    gauges: [{ field: 'ratio', scale: 0.01, family: gauge('conviva_rebuffering_ratio', 'ratio', 'rebuffering_ratio.ratio / 100', 'Share of viewing time spent rebuffering (0..1)') }],
+    gauges: [{ field: 'ratio', divisor: 100, family: gauge('conviva_rebuffering_ratio', 'ratio', 'rebuffering_ratio.ratio / 100', 'Share of viewing time spent rebuffering (0..1)') }],
   },
   {
     path: 'connection-induced-rebuffering-ratio',
     key: 'connection_induced_rebuffering_ratio',
-    gauges: [{ field: 'ratio', scale: 0.01, family: gauge('conviva_connection_induced_rebuffering_ratio', 'ratio', 'connection_induced_rebuffering_ratio.ratio / 100', 'Share of viewing time spent rebuffering for network reasons (0..1)') }],
+    gauges: [{ field: 'ratio', divisor: 100, family: gauge('conviva_connection_induced_rebuffering_ratio', 'ratio', 'connection_induced_rebuffering_ratio.ratio / 100', 'Share of viewing time spent rebuffering for network reasons (0..1)') }],
   },
   {
     path: 'bitrate',
     key: 'bitrate',
-    gauges: [{ field: 'bps', scale: 1, family: gauge('conviva_bitrate_bits_per_second', 'bits_per_second', 'bitrate.bps', 'Average bitrate') }],
+    gauges: [{ field: 'bps', divisor: 1, family: gauge('conviva_bitrate_bits_per_second', 'bits_per_second', 'bitrate.bps', 'Average bitrate') }],
   },
   {
     path: 'framerate',
     key: 'framerate',
-    gauges: [{ field: 'fps', scale: 1, family: gauge('conviva_framerate_frames_per_second', 'frames_per_second', 'framerate.fps', 'Average rendered frame rate') }],
+    gauges: [{ field: 'fps', divisor: 1, family: gauge('conviva_framerate_frames_per_second', 'frames_per_second', 'framerate.fps', 'Average rendered frame rate') }],
   },
   {
     path: 'video-start-time',
     key: 'video_start_time',
-    gauges: [{ field: 'value', scale: 1, family: gauge('conviva_video_start_time_seconds', 'seconds', 'video_start_time.value', 'Average video start time') }],
+    gauges: [{ field: 'value', divisor: 1, family: gauge('conviva_video_start_time_seconds', 'seconds', 'video_start_time.value', 'Average video start time') }],
   },
   {
     path: 'video-restart-time',
     key: 'video_restart_time',
-    gauges: [{ field: 'value', scale: 1, family: gauge('conviva_video_restart_time_seconds', 'seconds', 'video_restart_time.value', 'Average video restart time after a seek or rebuffer') }],
+    gauges: [{ field: 'value', divisor: 1, family: gauge('conviva_video_restart_time_seconds', 'seconds', 'video_restart_time.value', 'Average video restart time after a seek or rebuffer') }],
   },
   {
     path: 'ended-plays',
     key: 'ended_plays',
-    gauges: [{ field: 'count', scale: 1, family: gauge('conviva_ended_plays', 'count', 'ended_plays.count', 'Ended plays') }],
+    gauges: [{ field: 'count', divisor: 1, family: gauge('conviva_ended_plays', 'count', 'ended_plays.count', 'Ended plays') }],
     counter: counter('conviva_ended_plays_total', 'ended_plays', 'Ended plays'),
   },
 ];

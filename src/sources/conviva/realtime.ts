@@ -87,39 +87,36 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         skipped++;
         if (skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
       };
-      let responses: Bucket[][][];
-      try {
-        responses = await Promise.all(
-          scopes.map((scope) => {
-            const from = scope.watermark === undefined ? newestSettled : Math.max(scope.watermark + MINUTE, oldestReadable);
-            const minutes = Math.min(WINDOW_MINUTES, Math.max(1, (currentMinute - from) / MINUTE + 1));
-            return Promise.all(
-              chunks.map(async (chunk) => {
-                const body = await scope.client.realtime({
-                  metrics: chunk,
-                  groupBy: scope.groupBy,
-                  minutes,
-                  filter: { filterId: scope.filter.filter_id, dimensions: scope.filter.dimensions, tags: scope.filter.tags },
-                  limit: scope.groupBy ? config.group_limit : undefined,
-                  sortBy: scope.groupBy ? sortBy : undefined,
-                  signal: controller.signal,
-                  deadline: ctx.deadline,
-                });
-                const endpoint = scope.groupBy ? 'real-time-metrics/custom-selection/group-by' : 'real-time-metrics/custom-selection';
-                return parseTimeSeries(body, endpoint, scope.groupBy !== undefined, (what) => {
-                  metrics.parseErrors.inc({ api: 'conviva_realtime', endpoint });
-                  onSkip(what);
-                });
-              }),
-            );
+      const tasks = scopes.map((scope) => {
+        const from = scope.watermark === undefined ? newestSettled : Math.max(scope.watermark + MINUTE, oldestReadable);
+        const minutes = Math.min(WINDOW_MINUTES, Math.max(1, (currentMinute - from) / MINUTE + 1));
+        return Promise.all(
+          chunks.map(async (chunk) => {
+            const body = await scope.client.realtime({
+              metrics: chunk,
+              groupBy: scope.groupBy,
+              minutes,
+              filter: { filterId: scope.filter.filter_id, dimensions: scope.filter.dimensions, tags: scope.filter.tags },
+              limit: scope.groupBy ? config.group_limit : undefined,
+              sortBy: scope.groupBy ? sortBy : undefined,
+              signal: controller.signal,
+              deadline: ctx.deadline,
+            });
+            const endpoint = scope.groupBy ? 'real-time-metrics/custom-selection/group-by' : 'real-time-metrics/custom-selection';
+            return parseTimeSeries(body, endpoint, scope.groupBy !== undefined, (what) => {
+              metrics.parseErrors.inc({ api: 'conviva_realtime', endpoint });
+              onSkip(what);
+            });
           }),
         );
-      } catch (e) {
-        controller.abort(e);
-        throw e;
-      } finally {
-        ctx.signal.removeEventListener('abort', onAbort);
-      }
+      });
+      // The first failure aborts the others; the run still waits for every request to settle, so
+      // no request of a finished run is left in flight to overlap the next one.
+      for (const t of tasks) t.catch((e: unknown) => controller.abort(e));
+      const settled = await Promise.allSettled(tasks);
+      ctx.signal.removeEventListener('abort', onAbort);
+      if (controller.signal.aborted) throw controller.signal.reason;
+      const responses = settled.map((r) => (r as PromiseFulfilledResult<Bucket[][]>).value);
       if (ctx.signal.aborted) throw ctx.signal.reason;
 
       // Every request succeeded: apply the whole run.
@@ -166,7 +163,8 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
             for (const g of spec.gauges) {
               const v = readValue(rowMetrics, spec.key, g.field, bad);
               if (v === undefined || !ctx.guard.admit(g.family.name, key, ctx.now)) continue;
-              ctx.samples.add(g.family, labels, v * g.scale);
+              // toPrecision(15) drops float noise from the division (98.53 / 100 is 0.9853000000000001).
+              ctx.samples.add(g.family, labels, g.divisor === 1 ? v : Number((v / g.divisor).toPrecision(15)));
             }
           }
         }
