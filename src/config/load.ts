@@ -40,9 +40,15 @@ export function loadConfigFile(path: string, env: Env): Config {
 
 /** Validates config text; `baseDir` resolves relative *_file paths. */
 export function parseConfig(text: string, env: Env, baseDir: string): Config {
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text);
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `yaml: ${e.message.split('\n')[0]}`));
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const at = e.linePos?.[0];
+        const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        return `yaml: ${msg}${at ? ` at line ${at.line}, column ${at.col}` : ''}`;
+      }),
+    );
   }
   const problems: string[] = [];
   const expanded = expandEnv(doc.toJS() ?? {}, [], env, problems);

@@ -1,0 +1,111 @@
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfigFile } from '../../src/config/load.js';
+import { parseDuration } from '../../src/config/duration.js';
+
+const dir = fileURLToPath(new URL('../fixtures/config/', import.meta.url));
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+function problems(file: string, env: Record<string, string> = {}): string[] {
+  try {
+    loadConfigFile(`${dir}${file}`, env);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  return [];
+}
+
+// Every rule has a fixture, asserted by exact message (blackbox_exporter's testdata/invalid-*.yml habit).
+const BAD: Record<string, string[]> = {
+  'bad-missing-secret.yml': ['sources.conviva.accounts[0].client_secret: required (or client_secret_file)'],
+  'bad-unknown-key.yml': ['sources.conviva.realtime.metricz: unknown key'],
+  'bad-metric.yml': [
+    'sources.conviva.realtime.metrics[1]: must be one of: attempts, plays, concurrent-plays, unique-devices, video-start-failures, video-playback-failures, exit-before-video-starts, rebuffering-ratio, connection-induced-rebuffering-ratio, bitrate, framerate, video-start-time, video-restart-time, ended-plays',
+  ],
+  'bad-duration.yml': ['sources.conviva.realtime.timeout: invalid duration "50 seconds": expected a duration such as 30s, 5m or 1h30m'],
+  'bad-cron.yml': ['sources.conviva.realtime.schedule: invalid cron expression'],
+  'bad-filter-id-with-dimensions.yml': ['sources.conviva.realtime.filters[1]: filter_id cannot be combined with dimensions or tags (Conviva answers 400)'],
+  'bad-env-unset.yml': ['sources.conviva.accounts[0].client_id: environment variable CONVIVA_TEST_UNSET_VAR is not set'],
+  'bad-secret-file-missing.yml': ['sources.conviva.accounts[0].client_secret_file: cannot read does-not-exist.txt (ENOENT)'],
+  'bad-secret-twice.yml': ['sources.conviva.accounts[0].client_secret: give either client_secret or client_secret_file, not both'],
+  'bad-duplicate-names.yml': [
+    'sources.conviva.accounts: duplicate account name "prod"',
+    'sources.conviva.realtime.filters: duplicate filter name "all"',
+  ],
+  'bad-no-accounts.yml': ['sources.conviva.accounts: needs at least one account'],
+  'bad-no-sources.yml': ['sources: required'],
+  'bad-values.yml': [
+    'server.listen_address: expected host:port',
+    'log.level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"',
+    'sources.conviva.base_url: must be an absolute http(s) URL',
+    'sources.conviva.retries: Too small: expected number to be >=0',
+    'sources.conviva.accounts[0].name: must be letters, digits, _ . : or -',
+    'sources.conviva.accounts[0].client_secret: must not be empty',
+    'sources.conviva.realtime.group_by[0]: expected a kebab-case dimension (device-os) or dimension-tag/<tag>',
+    'sources.conviva.realtime.group_limit: Too big: expected number to be <=500',
+    'sources.conviva.realtime.filters[0].filter_id: must be a number',
+  ],
+};
+
+describe('config fixtures', () => {
+  it('has an expectation for every bad fixture', () => {
+    const files = readdirSync(dir).filter((f) => f.startsWith('bad-'));
+    expect(files.sort()).toEqual(Object.keys(BAD).concat('bad-yaml.yml').sort());
+  });
+
+  for (const [file, expected] of Object.entries(BAD)) {
+    it(`${file} is refused with the key path and reason`, () => {
+      expect(problems(file)).toEqual(expected);
+    });
+  }
+
+  it('bad YAML is refused with the parser position', () => {
+    const p = problems('bad-yaml.yml');
+    expect(p.length).toBeGreaterThan(0);
+    expect(p[0]).toMatch(/^yaml: .+ at line \d+, column \d+/);
+  });
+
+  it('a minimal config gets every default', () => {
+    const c = loadConfigFile(`${dir}ok-minimal.yml`, {});
+    expect(c.server.listen_address).toBe(':19440');
+    expect(c.engine).toEqual({ staleness: 300_000, shutdown_grace: 10_000, series_idle_timeout: 3_600_000 });
+    const cv = c.sources.conviva!;
+    expect(cv.base_url).toBe('https://api.conviva.com/insights/3.0');
+    expect(cv.accounts).toEqual([{ name: 'prod', clientId: 'abc', clientSecret: 's3cret' }]);
+    expect(cv.realtime).toMatchObject({ enabled: true, schedule: '* * * * *', timeout: 50_000, settle_delay: 60_000, group_by: [], filters: [{ name: 'all' }], max_series_per_metric: 5000 });
+    expect(cv.realtime.metrics).toContain('bitrate');
+  });
+
+  it('expands ${ENV}, ${ENV:-default} and $$, and reads *_file secrets relative to the config', () => {
+    const c = loadConfigFile(`${dir}ok-secrets-from-files-and-env.yml`, { CONVIVA_CLIENT_ID: 'from-env' });
+    const cv = c.sources.conviva!;
+    expect(cv.base_url).toBe('https://api.conviva.com/insights/3.0');
+    expect(cv.accounts[0]).toEqual({ name: 'prod', clientId: 'from-env', clientSecret: 's3cret-from-file' });
+    expect(cv.realtime.filters[1]).toEqual({ name: 'beta', tags: { appVersion: ['5$beta'] } });
+    expect(cv.realtime.timeout).toBe(25_000);
+  });
+
+  it('config/example.yml is valid but for its example secret file, which it names', () => {
+    expect(problems(`../../../config/example.yml`, { CONVIVA_CLIENT_ID: 'id' })).toEqual([
+      'sources.conviva.accounts[0].client_secret_file: cannot read /run/secrets/conviva_client_secret (ENOENT)',
+    ]);
+  });
+
+  it('loads config/demo.yml', () => {
+    const c = loadConfigFile(`${root}config/demo.yml`, { CONVIVA_SIMULATOR_URL: 'http://127.0.0.1:1' });
+    expect(c.sources.conviva!.accounts.map((a) => a.name)).toEqual(['demo', 'demo-eu']);
+    expect(c.sources.conviva!.realtime.group_by).toEqual(['device-os', 'cdn', 'geo-country-code', 'dimension-tag/appVersion']);
+  });
+});
+
+describe('durations', () => {
+  it('parses Prometheus-style durations', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('2d')).toBe(172_800_000);
+    expect(parseDuration('30')).toBeUndefined();
+    expect(parseDuration('1.5s')).toBeUndefined();
+  });
+});
