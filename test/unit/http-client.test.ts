@@ -1,0 +1,123 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSelfMetrics } from '../../src/engine/self-metrics.js';
+import { RequestBudget } from '../../src/http/budget.js';
+import { HttpClient, parseRetryAfter } from '../../src/http/client.js';
+import { UpstreamError } from '../../src/http/errors.js';
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  server = undefined;
+});
+
+/** A loopback server answering each request with the next status of `statuses` (the last one repeats). */
+async function serve(statuses: number[], headers: Record<string, string> = {}): Promise<{ url: string; hits: () => number }> {
+  let hits = 0;
+  server = createServer((req, res) => {
+    const status = statuses[Math.min(hits, statuses.length - 1)]!;
+    hits++;
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify({ ok: status < 300 }));
+  });
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits: () => hits };
+}
+
+function client(baseUrl: string, over: Partial<ConstructorParameters<typeof HttpClient>[0]> = {}) {
+  const metrics = createSelfMetrics('t');
+  return {
+    metrics,
+    http: new HttpClient({
+      api: 'test', baseUrl, connectTimeoutMs: 500, headersTimeoutMs: 500, bodyTimeoutMs: 500,
+      maxRetries: 3, retryBaseDelayMs: 1, retryMaxDelayMs: 5, concurrency: 2, metrics, log: pino({ level: 'silent' }),
+      ...over,
+    }),
+  };
+}
+
+const opts = (deadlineIn = 10_000) => ({ path: '/x', endpoint: 'x', signal: new AbortController().signal, deadline: Date.now() + deadlineIn });
+
+describe('HttpClient', () => {
+  it('retries 5xx up to the limit, then throws UPSTREAM_STATUS with the status', async () => {
+    const s = await serve([503]);
+    const { http, metrics } = client(s.url);
+    const err = await http.json(opts()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect(err).toMatchObject({ code: 'UPSTREAM_STATUS', status: 503, api: 'test', endpoint: 'x' });
+    expect(s.hits()).toBe(4);
+    expect((await metrics.httpRetries.get()).values[0]!.value).toBe(3);
+    await http.close();
+  });
+
+  it('does not retry a 4xx other than 429', async () => {
+    const s = await serve([400, 200]);
+    const { http } = client(s.url);
+    await expect(http.json(opts())).rejects.toMatchObject({ code: 'UPSTREAM_STATUS', status: 400 });
+    expect(s.hits()).toBe(1);
+    await http.close();
+  });
+
+  it('never retries a non-idempotent POST', async () => {
+    const s = await serve([503, 200]);
+    const { http } = client(s.url);
+    await expect(http.json({ ...opts(), method: 'POST', body: '{}' })).rejects.toMatchObject({ status: 503 });
+    expect(s.hits()).toBe(1);
+    await http.close();
+  });
+
+  it('gives up rather than sleep past the deadline for a Retry-After', async () => {
+    const s = await serve([429, 200], { 'retry-after': '30' });
+    const { http, metrics } = client(s.url);
+    await expect(http.json(opts(2_000))).rejects.toMatchObject({ code: 'UPSTREAM_THROTTLED', status: 429 });
+    expect(s.hits()).toBe(1);
+    expect((await metrics.httpThrottled.get()).values[0]!.value).toBe(1);
+    await http.close();
+  });
+
+  it('retries a refused connection as a network error', async () => {
+    const s = await serve([200]);
+    const url = s.url;
+    server!.close();
+    server = undefined;
+    const { http } = client(url, { maxRetries: 1 });
+    await expect(http.json(opts())).rejects.toMatchObject({ code: 'UPSTREAM_NETWORK' });
+    await http.close();
+  });
+
+  it('stops at once when the run is aborted', async () => {
+    const s = await serve([503]);
+    const { http } = client(s.url, { retryBaseDelayMs: 10_000, retryMaxDelayMs: 10_000 });
+    const ac = new AbortController();
+    const p = http.json({ ...opts(60_000), signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('deadline')), 50);
+    await expect(p).rejects.toThrow('deadline');
+    await http.close();
+  });
+});
+
+describe('RequestBudget', () => {
+  it('spends its per-minute allowance, then waits, then refuses past the deadline', async () => {
+    let now = 0;
+    const b = new RequestBudget('api', 'acct', 60, () => now); // one a second
+    for (let i = 0; i < 60; i++) expect(await b.take('e', 10_000)).toBe(0);
+    await expect(b.take('e', 500)).rejects.toMatchObject({ code: 'BUDGET_EXHAUSTED' });
+    now += 2_000; // two seconds refill two requests
+    expect(await b.take('e', 10_000)).toBe(0);
+    expect(await b.take('e', 10_000)).toBe(0);
+    const waited = await b.take('e', 10_000);
+    expect(waited).toBe(1000);
+  });
+});
+
+describe('parseRetryAfter', () => {
+  it('reads seconds and HTTP dates', () => {
+    expect(parseRetryAfter('7', 0)).toBe(7000);
+    expect(parseRetryAfter('Thu, 01 Jan 1970 00:00:10 GMT', 4000)).toBe(6000);
+    expect(parseRetryAfter('soon', 0)).toBeUndefined();
+    expect(parseRetryAfter(undefined, 0)).toBeUndefined();
+  });
+});
