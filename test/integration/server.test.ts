@@ -57,7 +57,7 @@ describe('HTTP server', () => {
     expect(dataOf(unzipped)).toBe(dataOf(plain.body.toString()));
     expect(dataOf(unzipped).length).toBeGreaterThan(1000);
     // no sample carries a timestamp: every sample line ends in `} value` or `name value`
-    expect(plain.body.toString().split('\n').filter((l) => l && !l.startsWith('#') && !/(\}|^[a-z_:]+) \S+$/i.test(l))).toEqual([]);
+    expect(plain.body.toString().split('\n').filter((l) => l && !l.startsWith('#') && !/(\}|^[a-z0-9_:]+) \S+$/i.test(l))).toEqual([]);
 
     const page = (await get(`${url}/`)).body.toString();
     expect(page).toContain('<a href="/metrics">');
