@@ -6,7 +6,7 @@ export interface FamilyDef {
   readonly help: string;
   readonly type: FamilyType;
   readonly labelNames: readonly string[];
-  /** Base unit for the docs (seconds, ratio, bits_per_second, count). */
+  /** Base unit for the docs (seconds, ratio, bytes_per_second, count). */
   readonly unit: string;
   /** Upstream endpoint the values come from, for the docs and HELP. */
   readonly source: string;

@@ -29,7 +29,7 @@ describe('conviva real-time collector against the simulator', () => {
     const attempts = settledValue(sim, total, SETTLED_AT_T0, 'attempts');
     const vsf = settledValue(sim, total, SETTLED_AT_T0, 'video_start_failures');
     expect(value(samples, 'conviva_video_start_failures_ratio', total)).toBeCloseTo(Math.round((vsf / attempts) * 10000) / 10_000, 10);
-    expect(value(samples, 'conviva_bitrate_bits_per_second', total)).toBe(settledValue(sim, total, SETTLED_AT_T0, 'bitrate'));
+    expect(value(samples, 'conviva_bitrate_bytes_per_second', total)).toBe(settledValue(sim, total, SETTLED_AT_T0, 'bitrate') / 8);
     expect(value(samples, 'conviva_video_start_time_seconds', total)).toBe(settledValue(sim, total, SETTLED_AT_T0, 'video_start_time'));
     // every label set the simulator serves is there, escaped values included
     for (const ls of labelSets(sim, 'demo', ['all', 'ios', 'sports'], ['total', 'device_os', 'tag_appVersion'])) {

@@ -96,7 +96,8 @@ export const METRICS: readonly MetricSpec[] = [
   {
     path: 'bitrate',
     key: 'bitrate',
-    gauges: [{ field: 'bps', divisor: 1, family: gauge('conviva_bitrate_bits_per_second', 'bits_per_second', 'bitrate.bps', 'Average bitrate') }],
+    // Prometheus base units are bytes, not bits (promtool check metrics enforces it): bps / 8.
+    gauges: [{ field: 'bps', divisor: 8, family: gauge('conviva_bitrate_bytes_per_second', 'bytes_per_second', 'bitrate.bps / 8', 'Average bitrate') }],
   },
   {
     path: 'framerate',

@@ -1,0 +1,152 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseExposition, value } from '../helpers/exposition.js';
+
+// These run the built CLI (npm test builds first), as an operator would.
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const main = join(root, 'dist/main.js');
+const fixtures = join(root, 'test/fixtures/config');
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+function hasPromtool(): boolean {
+  return spawnSync('promtool', ['--version']).status === 0;
+}
+
+let child: ChildProcess | undefined;
+afterEach(() => {
+  child?.kill('SIGKILL');
+  child = undefined;
+});
+
+/** Starts the exporter and resolves once it logs its URL; stderr lines are collected. */
+async function startExporter(args: string[]): Promise<{ url: string; logs: Array<Record<string, unknown>>; exited: Promise<number | null> }> {
+  const proc = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child = proc;
+  const logs: Array<Record<string, unknown>> = [];
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  let buf = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('exporter did not start')), 20_000);
+    proc.stderr!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          const j = JSON.parse(line) as Record<string, unknown>;
+          logs.push(j);
+          if (j.msg === 'exporter listening') {
+            clearTimeout(t);
+            resolve(j.url as string);
+          }
+        } catch {
+          /* not a log line */
+        }
+      }
+    });
+  });
+  return { url, logs, exited };
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('CLI', () => {
+  it('--check-config exits 2 and names the key path of each problem', () => {
+    const r = run(['--config', join(fixtures, 'bad-missing-secret.yml'), '--check-config']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('bad-missing-secret.yml: sources.conviva.accounts[0].client_secret: required (or client_secret_file)');
+  });
+
+  it('a bad config stops start-up with exit 2', () => {
+    const r = run(['--config', join(fixtures, 'bad-values.yml')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('sources.conviva.realtime.group_limit: Too big: expected number to be <=500');
+  });
+
+  it('--check-config exits 0 on a valid file', () => {
+    const r = run(['--config', join(fixtures, 'ok-minimal.yml'), '--check-config']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('configuration is valid');
+  });
+
+  it('unknown flags exit 2 with usage', () => {
+    const r = run(['--bogus']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('Usage:');
+  });
+
+  it('--demo --once prints exposition with simulator numbers, exit 0, and promtool accepts it', () => {
+    const r = run(['--demo', '--once']);
+    expect(r.status).toBe(0);
+    const samples = parseExposition(r.stdout);
+    expect(value(samples, 'conviva_exporter_collector_up', { collector: 'conviva_realtime' })).toBe(1);
+    expect(value(samples, 'conviva_attempts', { account: 'demo', filter: 'all', dimension: 'total', value: 'total' })).toBeGreaterThan(0);
+    if (!hasPromtool()) {
+      // CI installs Debian's prometheus; a developer machine without it cannot run this check.
+      expect(process.env.CI, 'promtool is required in CI').toBeFalsy();
+      return;
+    }
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: r.stdout, encoding: 'utf8' });
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
+  });
+
+  it('--once exits 1 when a collector fails, and still prints the health series', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ce-'));
+    const cfg = join(dir, 'c.yml');
+    writeFileSync(cfg, `sources:\n  conviva:\n    base_url: http://127.0.0.1:9/insights/3.0\n    retries: 0\n    accounts: [{ name: a, client_id: b, client_secret: c }]\n    realtime: { timeout: 5s }\n`);
+    const r = run(['--config', cfg, '--once']);
+    expect(r.status).toBe(1);
+    expect(value(parseExposition(r.stdout), 'conviva_exporter_collector_up', { collector: 'conviva_realtime' })).toBe(0);
+    expect(r.stderr).toContain('collector run failed');
+    expect(r.stderr).not.toContain('"c"'); // the secret is nowhere in the logs
+  });
+
+  it('--demo serves conviva_* metrics, reloads on SIGHUP (keeping the old config on a bad file) and exits 0 on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ce-'));
+    const cfg = join(dir, 'demo.yml');
+    copyFileSync(join(root, 'config/demo.yml'), cfg);
+    const ex = await startExporter(['--demo', '--config', cfg, '--web.listen-address', '127.0.0.1:0']);
+    const text = await waitFor('conviva metrics', async () => {
+      const t = await (await fetch(`${ex.url}/metrics`)).text();
+      return t.includes('conviva_attempts{') ? t : undefined;
+    });
+    expect(value(parseExposition(text), 'conviva_exporter_collector_up', { collector: 'conviva_realtime' })).toBe(1);
+    expect((await fetch(`${ex.url}/-/ready`)).status).toBe(200);
+
+    writeFileSync(cfg, 'sources: { conviva: { accounts: [] } }\n');
+    child!.kill('SIGHUP');
+    const failed = await waitFor('reload failure', async () => ex.logs.find((l) => l.msg === 'configuration reload failed: keeping the running configuration'));
+    expect(failed.problems).toEqual(['sources.conviva.accounts: needs at least one account']);
+    expect((await fetch(`${ex.url}/metrics`)).status).toBe(200);
+
+    writeFileSync(cfg, 'sources:\n  conviva:\n    accounts: [{ name: demo, client_id: demo-client, client_secret: demo-secret }]\n');
+    child!.kill('SIGHUP');
+    await waitFor('reload', async () => ex.logs.find((l) => l.msg === 'configuration reloaded'));
+    await waitFor('new pipeline published', async () => {
+      const t = await (await fetch(`${ex.url}/metrics`)).text();
+      return t.includes('conviva_attempts{') && !t.includes('account="demo-eu"') ? true : undefined;
+    });
+
+    child!.kill('SIGTERM');
+    expect(await ex.exited).toBe(0);
+    expect(ex.logs.some((l) => l.msg === 'stopped')).toBe(true);
+    expect(JSON.stringify(ex.logs)).not.toContain('demo-secret');
+  });
+});
