@@ -43,7 +43,9 @@ export function createServer(deps: ServerDeps): express.Express {
       res.setHeader('Content-Encoding', 'gzip');
       res.end(Buffer.concat([snapshot.gzip, gzipSync(self, { level: 1 })]));
     } else {
-      res.end(Buffer.concat([snapshot.text, Buffer.from(self, 'utf8')]));
+      // Two writes, no copy of the (possibly many-MiB) snapshot buffer.
+      res.write(snapshot.text);
+      res.end(self);
     }
   });
 

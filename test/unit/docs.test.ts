@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { createSelfMetrics } from '../../src/engine/self-metrics.js';
+import { realtimeFamilies } from '../../src/sources/conviva/catalogue.js';
+
+const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
+
+interface DocRow {
+  name: string;
+  type: string;
+  labels: string[];
+}
+
+/** Rows of every markdown table whose first column is a `metric_name`, read by their header. */
+function documentedFamilies(md: string): DocRow[] {
+  const rows: DocRow[] = [];
+  let header: string[] = [];
+  for (const line of md.split('\n')) {
+    if (!line.startsWith('|')) {
+      header = [];
+      continue;
+    }
+    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    if (header.length === 0) {
+      header = cells;
+      continue;
+    }
+    const m = /^`([a-z_:][a-z0-9_:]*)`$/.exec(cells[0] ?? '');
+    if (!m || !header.includes('type')) continue;
+    const labels = cells[header.indexOf('labels')] ?? '';
+    rows.push({ name: m[1]!, type: cells[header.indexOf('type')]!, labels: labels ? labels.split(/,\s*/) : [] });
+  }
+  return rows;
+}
+
+describe('docs/metrics.md', () => {
+  it('lists every family the code can emit, with its type and labels, and nothing else', async () => {
+    const fromCode: DocRow[] = realtimeFamilies().map((f) => ({ name: f.name, type: f.type, labels: [...f.labelNames] }));
+    const self = createSelfMetrics('test');
+    for (const m of await self.registry.getMetricsAsJSON()) {
+      if (!m.name.startsWith('conviva_exporter_')) continue;
+      const labels = (self.registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames;
+      fromCode.push({ name: m.name, type: String(m.type), labels: [...labels] });
+    }
+    const byName = (a: DocRow, b: DocRow) => a.name.localeCompare(b.name);
+    expect(documentedFamilies(read('docs/metrics.md')).sort(byName)).toEqual(fromCode.sort(byName));
+  });
+});
+
+describe('README and config docs', () => {
+  it('the README opens with the two commands', () => {
+    const readme = read('README.md');
+    const firstCode = /```[a-z]*\n([\s\S]*?)```/.exec(readme)![1]!;
+    expect(firstCode).toContain('npm ci && npm start');
+    expect(firstCode).toContain('npm test');
+  });
+
+  it('docs/configuration.md mentions every key of config/example.yml', () => {
+    const doc = read('docs/configuration.md');
+    const keys = new Set<string>();
+    for (const line of read('config/example.yml').split('\n')) {
+      const m = /^\s*(?:- )?#?\s*([a-z_]+):/.exec(line);
+      if (m && !line.trim().startsWith('# ') ) keys.add(m[1]!);
+    }
+    expect(keys.size).toBeGreaterThan(20);
+    // a key counts as documented when it stands in a code span, alone or in a path (`sources.conviva`, `accounts[].name`)
+    const missing = [...keys].filter((k) => !new RegExp(`\`[^\`]*\\b${k}\\b[^\`]*\``).test(doc));
+    expect(missing).toEqual([]);
+  });
+});
