@@ -200,6 +200,7 @@ export class Runner {
       metrics.collectorLastSuccess.set({ collector: name }, finished / 1000);
       metrics.collectorSeries.set({ collector: name }, samples.size);
       if (outcome.newestDataTimestamp !== undefined) metrics.dataNewest.set({ collector: name }, outcome.newestDataTimestamp / 1000);
+      log.debug({ collector: name, series: samples.size, durationMs: Math.round(performance.now() - wallStart) }, 'collector run succeeded');
       if (st.failing) log.info({ collector: name }, 'collector recovered');
       st.failing = false;
       return 'success';

@@ -43,6 +43,10 @@ describe('conviva real-time collector against the simulator', () => {
     // one request per (filter, group-by): 3 filters x (total + 2 dimensions)
     expect(stack.sim.requests.filter((r) => r.path.includes('real-time-metrics'))).toHaveLength(9);
     expect(stack.sim.requests.every((r) => r.status === 200 && /granularity=PT1M/.test(r.query))).toBe(true);
+    const ok = logsWith(stack, 'collector run succeeded');
+    expect(ok).toHaveLength(1);
+    expect(ok[0]).toMatchObject({ level: 20, collector: C, series: find(samples, 'conviva_exporter_collector_series')[0]!.value });
+    expect(stack.logs.filter((l) => l.level >= 40)).toEqual([]);
   });
 
   it('ignores the partial newest bucket and counts it once it has settled (revised later)', async () => {
@@ -62,6 +66,8 @@ describe('conviva real-time collector against the simulator', () => {
     ({ samples } = await stack.run());
     expect(value(samples, 'conviva_attempts', ls)).toBe(final);
     expect(value(samples, 'conviva_attempts_total', ls)).toBe(settledSum(stack.sim, ls, SETTLED_AT_T0, partialTs, 'attempts'));
+    expect(logsWith(stack, 'collector run succeeded')).toHaveLength(2);
+    expect(stack.logs.filter((l) => l.level >= 40)).toEqual([]);
   });
 
   it('catches up the buckets of a failed minute on the next run', async () => {
@@ -109,6 +115,8 @@ describe('conviva real-time collector against the simulator', () => {
     let r = await stack.run();
     expect(r.result).toBe('success');
     expect(find(r.samples, 'conviva_exporter_http_retries_total').reduce((s, x) => s + x.value, 0)).toBe(2);
+    expect(logsWith(stack, 'retrying upstream request').map((l) => l.status)).toEqual([500, 500]);
+    expect(logsWith(stack, 'collector run failed')).toHaveLength(0);
     stack.sim.faults.set([{ kind: 'status', status: 503, match: 'group-by/device-os' }]);
     stack.clock.advance(MINUTE);
     r = await stack.run();
