@@ -154,6 +154,12 @@ export class App {
     await old.runner.stop(config.engine.shutdown_grace);
     await Promise.all(old.http.map((h) => h.close()));
     this.pipeline = this.buildPipeline(config);
+    this.pipeline.runner.inherit(old.runner);
+    // Counters and watermarks survive a reload wherever the scope is unchanged: no counter reset.
+    for (const c of this.pipeline.collectors) {
+      const before = old.collectors.find((o) => o.name === c.name);
+      if (before?.carryState && c.adoptState) c.adoptState(before.carryState());
+    }
     const keep = new Set(this.runner.collectorNames);
     for (const name of old.runner.collectorNames) {
       if (!keep.has(name)) {

@@ -34,4 +34,8 @@ export interface Collector {
   /** Every family this collector can emit (docs check and duplicate check). */
   readonly families: readonly FamilyDef[];
   collect(ctx: RunContext): Promise<RunOutcome>;
+  /** State worth keeping across a config reload (counters, watermarks), for the collector replacing this one. */
+  carryState?(): unknown;
+  /** Takes over what the collector of the previous config carried; keeps only what still applies. */
+  adoptState?(state: unknown): void;
 }

@@ -129,6 +129,21 @@ export class Runner {
     }
   }
 
+  /**
+   * Takes over the last-run state of same-named collectors from the runner of the previous config,
+   * so a reload neither flips /-/ready nor loses track of data already published.
+   */
+  inherit(previous: Runner): void {
+    for (const [name, st] of this.states) {
+      const old = previous.states.get(name);
+      if (!old) continue;
+      st.status = { ...old.status, schedule: st.status.schedule, running: false };
+      st.failing = old.failing;
+      this.opts.metrics.collectorUp.set({ collector: name }, old.status.lastResult === 'success' ? 1 : 0);
+      this.opts.metrics.collectorSeries.set({ collector: name }, old.status.published ? old.status.series : 0);
+    }
+  }
+
   status(): CollectorStatus[] {
     return [...this.states.values()].map((s) => ({ ...s.status }));
   }

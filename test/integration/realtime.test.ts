@@ -204,3 +204,29 @@ describe('conviva real-time collector against the simulator', () => {
     expect(value(samples, 'conviva_exporter_series_dropped_total', { family: 'conviva_attempts' })).toBeGreaterThan(0);
   });
 });
+
+describe('config reload', () => {
+  it('keeps counters, watermarks and readiness of unchanged scopes, and starts changed ones afresh', async () => {
+    stack = await startStack();
+    const s = stack;
+    await s.run();
+    s.clock.advance(MINUTE);
+    await s.run();
+    expect(s.app.runner.ready()).toBe(true);
+    const next = structuredClone(s.config);
+    next.sources.conviva!.realtime.group_by = ['device-os']; // the appVersion scope goes away
+    next.sources.conviva!.realtime.filters[1] = { name: 'ios', dimensions: { device_os: ['iOS', 'tvOS'] } }; // changed filter
+    await s.app.reload(next);
+    expect(s.app.runner.ready()).toBe(true);
+    expect(logsWith(s, 'configuration reloaded')).toHaveLength(1);
+    s.clock.advance(MINUTE);
+    const { result, samples } = await s.run();
+    expect(result).toBe('success');
+    const total = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
+    expect(value(samples, 'conviva_attempts_total', total)).toBe(settledSum(s.sim, total, SETTLED_AT_T0, SETTLED_AT_T0 + 2 * MINUTE, 'attempts'));
+    expect(find(samples, 'conviva_attempts_total', { dimension: 'tag_appVersion' })).toHaveLength(0);
+    // the changed filter restarted from the newest settled minute
+    const ios = value(samples, 'conviva_attempts_total', { filter: 'ios', dimension: 'total' });
+    expect(ios).toBe(value(samples, 'conviva_attempts', { filter: 'ios', dimension: 'total' }));
+  });
+});

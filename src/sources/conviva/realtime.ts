@@ -24,6 +24,8 @@ export const TOTAL = 'total';
 
 /** One (account, filter, group-by) combination: one request per minute (per 12 metrics). */
 interface Scope {
+  /** Identity across reloads: a scope whose account, filter definition or dimension changed starts afresh. */
+  key: string;
   client: RealtimeSource;
   filter: FilterConfig;
   /** kebab path, undefined for the total */
@@ -35,6 +37,8 @@ interface Scope {
   /** label key -> counter family -> running total */
   counters: Map<string, { labels: string[]; totals: Map<FamilyDef, number> }>;
 }
+
+type CarriedState = Map<string, Pick<Scope, 'watermark' | 'counters'>>;
 
 export interface RealtimeDeps {
   clients: readonly RealtimeSource[];
@@ -62,8 +66,9 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
   const scopes: Scope[] = [];
   for (const client of deps.clients) {
     for (const filter of config.filters) {
-      scopes.push({ client, filter, dimension: TOTAL, counters: new Map() });
-      for (const g of config.group_by) scopes.push({ client, filter, groupBy: g, dimension: dimensionLabel(g), counters: new Map() });
+      const key = (g?: string) => JSON.stringify([client.account.name, client.account.clientId, filter, g ?? null, config.settle_delay]);
+      scopes.push({ key: key(), client, filter, dimension: TOTAL, counters: new Map() });
+      for (const g of config.group_by) scopes.push({ key: key(g), client, filter, groupBy: g, dimension: dimensionLabel(g), counters: new Map() });
     }
   }
   const name = 'conviva_realtime';
@@ -73,6 +78,22 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     schedule: config.schedule,
     timeoutMs: config.timeout,
     families: realtimeFamilies(),
+    carryState(): CarriedState {
+      return new Map(scopes.map((sc) => [sc.key, { watermark: sc.watermark, counters: sc.counters }]));
+    },
+    adoptState(state: unknown): void {
+      if (!(state instanceof Map)) return;
+      const kept = new Set(specs.flatMap((sp) => (sp.counter ? [sp.counter] : [])));
+      for (const scope of scopes) {
+        const old = (state as CarriedState).get(scope.key);
+        if (!old) continue;
+        scope.watermark = old.watermark;
+        for (const [k, entry] of old.counters) {
+          const totals = new Map([...entry.totals].filter(([f]) => kept.has(f)));
+          if (totals.size > 0) scope.counters.set(k, { labels: entry.labels, totals });
+        }
+      }
+    },
     async collect(ctx: RunContext): Promise<RunOutcome> {
       const newestSettled = Math.floor((ctx.now - MINUTE - config.settle_delay) / MINUTE) * MINUTE;
       const currentMinute = Math.floor(ctx.now / MINUTE) * MINUTE;
