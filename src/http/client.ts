@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { SelfMetrics } from '../engine/self-metrics.js';
@@ -61,7 +62,8 @@ export class HttpClient {
 
   constructor(private readonly o: HttpClientOptions) {
     this.agent = new Agent({
-      connect: { timeout: o.connectTimeoutMs, ...(o.caFile ? { ca: readFileSync(o.caFile) } : {}) },
+      // `ca` replaces Node's trust store, so the bundled roots go first: the file adds to them.
+      connect: { timeout: o.connectTimeoutMs, ...(o.caFile ? { ca: [...rootCertificates, readFileSync(o.caFile, 'utf8')] } : {}) },
       headersTimeout: o.headersTimeoutMs,
       bodyTimeout: o.bodyTimeoutMs,
       connections: Math.max(1, o.concurrency),

@@ -121,3 +121,33 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter(undefined, 0)).toBeUndefined();
   });
 });
+
+describe('TLS', () => {
+  it('verifies certificates always, and trusts an extra CA from ca_file', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const https = await import('node:https');
+    const dir = mkdtempSync(join(tmpdir(), 'tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const tlsServer = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+    await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', () => r()));
+    const url = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
+    try {
+      const untrusted = client(url, { maxRetries: 0 });
+      await expect(untrusted.http.json(opts())).rejects.toMatchObject({ code: 'UPSTREAM_NETWORK' });
+      await untrusted.http.close();
+      const trusted = client(url, { maxRetries: 0, caFile: join(dir, 'cert.pem') });
+      expect((await trusted.http.json(opts())).body).toEqual({ ok: true });
+      await trusted.http.close();
+    } finally {
+      tlsServer.closeAllConnections();
+      await new Promise<void>((r) => tlsServer.close(() => r()));
+    }
+  });
+});
