@@ -81,7 +81,7 @@ async function benchSeries(n: number): Promise<Row> {
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
-    store.publish('bench', renderSampleSet(set));
+    await store.publish('bench', renderSampleSet(set));
     times.push(performance.now() - t0);
   }
   const { url, server } = await serverFor(store);

@@ -202,7 +202,7 @@ export class Runner {
         await Promise.race([collecting.catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
         throw e;
       }
-      store.publish(name, renderSampleSet(samples));
+      await store.publish(name, renderSampleSet(samples));
       const finished = clock.now();
       st.status.published = true;
       st.status.series = samples.size;

@@ -1,4 +1,7 @@
-import { gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+
+const gzipAsync = promisify(gzip);
 
 interface Chunk {
   text: Buffer;
@@ -14,10 +17,14 @@ export class SnapshotStore {
   private readonly chunks = new Map<string, Chunk>();
   private combined: Chunk = { text: Buffer.alloc(0), gzip: Buffer.alloc(0) };
 
-  /** Replaces a collector's exposition text as one atomic swap. */
-  publish(collector: string, text: string): void {
+  /**
+   * Replaces a collector's exposition text. Gzip runs on libuv's thread pool, off the event loop;
+   * text and gzip are swapped in together once both exist, so scrapes meanwhile get the old pair.
+   */
+  async publish(collector: string, text: string): Promise<void> {
     const buf = Buffer.from(text, 'utf8');
-    this.chunks.set(collector, { text: buf, gzip: buf.length > 0 ? gzipSync(buf, { level: 6 }) : Buffer.alloc(0) });
+    const zipped = buf.length > 0 ? await gzipAsync(buf, { level: 6 }) : Buffer.alloc(0);
+    this.chunks.set(collector, { text: buf, gzip: zipped });
     this.recombine();
   }
 

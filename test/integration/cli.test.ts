@@ -20,6 +20,7 @@ function hasPromtool(): boolean {
 }
 
 let child: ChildProcess | undefined;
+let lastLogs: unknown[] = [];
 afterEach(() => {
   child?.kill('SIGKILL');
   child = undefined;
@@ -30,6 +31,7 @@ async function startExporter(args: string[]): Promise<{ url: string; logs: Array
   const proc = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   child = proc;
   const logs: Array<Record<string, unknown>> = [];
+  lastLogs = logs;
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   let buf = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -56,14 +58,14 @@ async function startExporter(args: string[]): Promise<{ url: string; logs: Array
   return { url, logs, exited };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     const v = await fn().catch(() => undefined);
     if (v !== undefined) return v;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out waiting for ${what}${process.env.DEBUG_CLI ? JSON.stringify(lastLogs) : ''}`);
 }
 
 describe('CLI', () => {

@@ -49,6 +49,16 @@ describe('conviva real-time collector against the simulator', () => {
     expect(stack.logs.filter((l) => l.level >= 40)).toEqual([]);
   });
 
+  it('a re-read within the same minute keeps every gauge and adds nothing to the counters', async () => {
+    stack = await startStack();
+    const first = await stack.run();
+    stack.clock.advance(20_000);
+    const again = await stack.run();
+    const data = (xs: typeof first.samples) => xs.filter((x) => x.name.startsWith('conviva_') && !x.name.startsWith('conviva_exporter_'));
+    expect(data(again.samples)).toEqual(data(first.samples));
+    expect(data(first.samples).length).toBeGreaterThan(100);
+  });
+
   it('ignores the partial newest bucket and counts it once it has settled (revised later)', async () => {
     stack = await startStack();
     await stack.run();

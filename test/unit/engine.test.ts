@@ -35,13 +35,13 @@ describe('rendering', () => {
 });
 
 describe('snapshot store', () => {
-  it('serves the concatenation of every collector, plain and as multi-member gzip', () => {
+  it('serves the concatenation of every collector, plain and as multi-member gzip', async () => {
     const store = new SnapshotStore();
-    store.publish('b', 'b_metric 2\n');
-    store.publish('a', 'a_metric 1\n');
+    await store.publish('b', 'b_metric 2\n');
+    await store.publish('a', 'a_metric 1\n');
     expect(store.current().text.toString()).toBe('a_metric 1\nb_metric 2\n');
     expect(gunzipSync(store.current().gzip).toString()).toBe('a_metric 1\nb_metric 2\n');
-    store.publish('a', 'a_metric 3\n');
+    await store.publish('a', 'a_metric 3\n');
     expect(store.current().text.toString()).toBe('a_metric 3\nb_metric 2\n');
     expect(store.withdraw('b')).toBe(true);
     expect(gunzipSync(store.current().gzip).toString()).toBe('a_metric 3\n');

@@ -109,7 +109,10 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         if (skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
       };
       const tasks = scopes.map((scope) => {
-        const from = scope.watermark === undefined ? newestSettled : Math.max(scope.watermark + MINUTE, oldestReadable);
+        // From the oldest minute still owed to the counters, and never later than the newest settled
+        // minute, which the gauges show even when the counters owe nothing (a re-read).
+        const owed = scope.watermark === undefined ? newestSettled : Math.max(scope.watermark + MINUTE, oldestReadable);
+        const from = Math.min(owed, newestSettled);
         const minutes = Math.min(WINDOW_MINUTES, Math.max(1, (currentMinute - from) / MINUTE + 1));
         return Promise.all(
           chunks.map(async (chunk) => {
