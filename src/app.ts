@@ -60,6 +60,7 @@ function buildCollectors(config: Config, metrics: SelfMetrics, log: Logger, cloc
       now: () => clock.now(),
     });
     http.push(client);
+    client.declareEndpoints(['real-time-metrics/custom-selection', 'real-time-metrics/custom-selection/group-by']);
     const clients = conviva.accounts.map((a) => new ConvivaClient(client, a, conviva.realtime_requests_per_minute, () => clock.now()));
     collectors.push(createRealtimeCollector({ clients, config: conviva.realtime, metrics }));
   }
@@ -100,6 +101,7 @@ export class App {
       config.engine.series_idle_timeout,
       (family, n) => this.metrics.seriesDropped.inc({ family }, n),
     );
+    for (const name of limits.keys()) this.metrics.seriesDropped.inc({ family: name }, 0);
     const runner = new Runner({
       collectors,
       store: this.store,

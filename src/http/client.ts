@@ -74,6 +74,23 @@ export class HttpClient {
     this.base = o.baseUrl.replace(/\/+$/, '');
   }
 
+  /** Creates the zero-valued series of an API and its endpoints, so alerts and panels see 0, not nothing. */
+  declareEndpoints(endpoints: readonly string[]): void {
+    const { api, metrics } = this.o;
+    metrics.httpThrottled.inc({ api }, 0);
+    for (const endpoint of endpoints) {
+      metrics.httpRetries.inc({ api, endpoint }, 0);
+      metrics.parseErrors.inc({ api, endpoint }, 0);
+    }
+  }
+
+  /** Creates the zero-valued budget series of an account. */
+  declareAccount(account: string): void {
+    const { api, metrics } = this.o;
+    metrics.budgetWait.inc({ api, account }, 0);
+    metrics.budgetExhausted.inc({ api, account }, 0);
+  }
+
   /** Sends a request and parses a JSON answer; throws UpstreamError for anything but a 2xx JSON body. */
   async json(opts: RequestOptions): Promise<JsonResponse> {
     const { status, text } = await this.send(opts);

@@ -30,6 +30,7 @@ export class ConvivaClient {
     // Basic auth on every request (Conviva's documented scheme); the header is redacted from logs.
     this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
     this.realtimeBudget = new RequestBudget('conviva_realtime', account.name, realtimePerMinute, now);
+    http.declareAccount(account.name);
   }
 
   /** GET real-time-metrics/custom-selection[/group-by/{dim}] with PT1M buckets; returns the parsed JSON. */
