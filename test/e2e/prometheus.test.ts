@@ -65,11 +65,9 @@ async function query(expr: string): Promise<PromVector[]> {
 beforeAll(async () => {
   expect(spawnSync('prometheus', ['--version']).status, 'Debian package prometheus must be installed').toBe(0);
   // Exporter: the demo config polling every 5 s, so a fault shows within seconds.
-  const cfg = parse(readFileSync(join(root, 'config/demo.yml'), 'utf8')) as Record<string, any>;
-  cfg.sources.conviva.retries = 1;
-  cfg.sources.conviva.retry_base_delay = '100ms';
-  cfg.sources.conviva.realtime.schedule = '*/5 * * * * *';
-  cfg.sources.conviva.realtime.timeout = '4s';
+  const cfg = parse(readFileSync(join(root, 'config/demo.yml'), 'utf8')) as { sources: { conviva: Record<string, unknown> & { realtime: Record<string, unknown> } } };
+  Object.assign(cfg.sources.conviva, { retries: 1, retry_base_delay: '100ms' });
+  Object.assign(cfg.sources.conviva.realtime, { schedule: '*/5 * * * * *', timeout: '4s' });
   writeFileSync(join(work, 'exporter.yml'), stringify(cfg));
   const exporter = spawn(process.execPath, [join(root, 'dist/main.js'), '--demo', '--config', join(work, 'exporter.yml'), '--web.listen-address', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
   procs.push(exporter);
@@ -102,12 +100,14 @@ beforeAll(async () => {
     writeFileSync(join(rulesDir, f), readFileSync(join(root, 'prometheus/rules', f), 'utf8').replace(/^(\s+)for: \S+$/gm, '$1for: 10s'));
   }
   // Prometheus: our prometheus.yml with the exporter's port, 2 s intervals and the rules copy.
-  const prom = parse(readFileSync(join(root, 'prometheus.yml'), 'utf8')) as Record<string, any>;
-  prom.global.scrape_interval = '2s';
-  prom.global.evaluation_interval = '2s';
-  prom.global.scrape_timeout = '2s';
+  const prom = parse(readFileSync(join(root, 'prometheus.yml'), 'utf8')) as {
+    global: Record<string, string>;
+    rule_files: string[];
+    scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+  };
+  Object.assign(prom.global, { scrape_interval: '2s', evaluation_interval: '2s', scrape_timeout: '2s' });
   prom.rule_files = [join(rulesDir, '*.rules.yml')];
-  prom.scrape_configs[0].static_configs[0].targets = [new URL(exporterUrl).host];
+  prom.scrape_configs[0]!.static_configs[0]!.targets = [new URL(exporterUrl).host];
   writeFileSync(join(work, 'prometheus.yml'), stringify(prom));
   const port = await freePort();
   promUrl = `http://127.0.0.1:${port}`;
