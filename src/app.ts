@@ -162,6 +162,12 @@ export class App {
       const before = old.collectors.find((o) => o.name === c.name);
       if (before?.carryState && c.adoptState) c.adoptState(before.carryState());
     }
+    const accounts = new Set(config.sources.conviva?.accounts.map((a) => a.name));
+    for (const a of old.config.sources.conviva?.accounts ?? []) {
+      if (accounts.has(a.name)) continue;
+      this.metrics.budgetWait.remove({ api: 'conviva_realtime', account: a.name });
+      this.metrics.budgetExhausted.remove({ api: 'conviva_realtime', account: a.name });
+    }
     const keep = new Set(this.runner.collectorNames);
     for (const name of old.runner.collectorNames) {
       if (!keep.has(name)) {

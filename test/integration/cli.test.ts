@@ -143,9 +143,12 @@ describe('CLI', () => {
     await waitFor('reload', async () => ex.logs.find((l) => l.msg === 'configuration reloaded'));
     await waitFor('new pipeline published', async () => {
       const t = await (await fetch(`${ex.url}/metrics`)).text();
-      return t.includes('conviva_attempts{') && !t.includes('account="demo-eu"') ? true : undefined;
+      const data = t.split('\n').filter((l) => l.startsWith('conviva_attempts{'));
+      return data.length > 0 && !data.some((l) => l.includes('account="demo-eu"')) ? true : undefined;
     });
 
+    // the removed account's budget series went with it
+    expect(await (await fetch(`${ex.url}/metrics`)).text()).not.toContain('account="demo-eu"');
     child!.kill('SIGTERM');
     expect(await ex.exited).toBe(0);
     expect(ex.logs.some((l) => l.msg === 'stopped')).toBe(true);
