@@ -19,6 +19,11 @@ export interface RunContext {
 export interface RunOutcome {
   /** Epoch ms (upstream time) of the newest data in this run, if the source has such a notion. */
   newestDataTimestamp?: number;
+  /**
+   * Parts of the run that failed while others succeeded: the samples are published, and the run
+   * still counts as failed (collector_up 0). A run in which nothing succeeded throws instead.
+   */
+  errors?: readonly unknown[];
 }
 
 /**

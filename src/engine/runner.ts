@@ -19,7 +19,10 @@ export interface CollectorStatus {
   lastResult?: 'success' | 'failure';
   lastError?: string;
   lastErrorCode?: string;
+  /** Last run that succeeded in full. */
   lastSuccessAt?: number;
+  /** Last run that published data, in full or in part (a partly failed run publishes what succeeded). */
+  lastPublishAt?: number;
   lastDurationMs?: number;
   series: number;
   published: boolean;
@@ -32,7 +35,7 @@ export interface RunnerOptions {
   log: Logger;
   clock: Clock;
   guard: CardinalityGuard;
-  /** A collector failing for longer than this after its last success has its data withdrawn. */
+  /** A collector that has published nothing for longer than this has its data withdrawn. */
   stalenessMs: number;
 }
 
@@ -150,25 +153,40 @@ export class Runner {
 
   /** True once every collector has published at least once. */
   ready(): boolean {
-    return [...this.states.values()].every((s) => s.status.lastSuccessAt !== undefined);
+    return [...this.states.values()].every((s) => s.status.lastPublishAt !== undefined);
   }
 
   /** Withdraws the data of collectors whose last success is older than the staleness window. */
   sweepStale(): void {
     const now = this.opts.clock.now();
     for (const [name, st] of this.states) {
-      const last = st.status.lastSuccessAt;
+      const last = st.status.lastPublishAt;
       if (st.status.published && last !== undefined && now - last > this.opts.stalenessMs) {
         this.opts.store.withdraw(name);
         st.status.published = false;
         st.status.series = 0;
         this.opts.metrics.collectorSeries.set({ collector: name }, 0);
         this.opts.log.warn(
-          { collector: name, lastSuccess: new Date(last).toISOString(), stalenessMs: this.opts.stalenessMs },
+          { collector: name, lastPublish: new Date(last).toISOString(), stalenessMs: this.opts.stalenessMs },
           'collector data withdrawn: no successful run within the staleness window',
         );
       }
     }
+  }
+
+  /** Health bookkeeping of a failed (or partly failed) run: one warning per new failure, repeats at debug. */
+  private recordFailure(st: State, name: string, err: unknown, failedParts: number, msg: string): void {
+    const { metrics, log } = this.opts;
+    const code = errorCode(err);
+    const message = err instanceof Error ? err.message : String(err);
+    const level = !st.failing || st.status.lastErrorCode !== code ? 'warn' : 'debug';
+    log[level]({ collector: name, err, code, ...(failedParts > 1 ? { failedParts } : {}) }, msg);
+    st.failing = true;
+    st.status.lastResult = 'failure';
+    st.status.lastError = failedParts > 1 ? `${message} (and ${failedParts - 1} more failed parts)` : message;
+    st.status.lastErrorCode = code;
+    metrics.collectorUp.set({ collector: name }, 0);
+    metrics.collectorRuns.inc({ collector: name, result: 'failure' });
   }
 
   private async execute(collector: Collector, st: State): Promise<RunResult> {
@@ -205,7 +223,16 @@ export class Runner {
       await store.publish(name, renderSampleSet(samples));
       const finished = clock.now();
       st.status.published = true;
+      st.status.lastPublishAt = finished;
       st.status.series = samples.size;
+      metrics.collectorSeries.set({ collector: name }, samples.size);
+      if (outcome.newestDataTimestamp !== undefined) metrics.dataNewest.set({ collector: name }, outcome.newestDataTimestamp / 1000);
+      const errors = outcome.errors ?? [];
+      if (errors.length > 0) {
+        // Partly failed: what succeeded is published, but the collector is not healthy.
+        this.recordFailure(st, name, errors[0], errors.length, 'collector run partly failed');
+        return 'failure';
+      }
       st.status.lastResult = 'success';
       st.status.lastSuccessAt = finished;
       st.status.lastError = undefined;
@@ -213,24 +240,12 @@ export class Runner {
       metrics.collectorUp.set({ collector: name }, 1);
       metrics.collectorRuns.inc({ collector: name, result: 'success' });
       metrics.collectorLastSuccess.set({ collector: name }, finished / 1000);
-      metrics.collectorSeries.set({ collector: name }, samples.size);
-      if (outcome.newestDataTimestamp !== undefined) metrics.dataNewest.set({ collector: name }, outcome.newestDataTimestamp / 1000);
       log.debug({ collector: name, series: samples.size, durationMs: Math.round(performance.now() - wallStart) }, 'collector run succeeded');
       if (st.failing) log.info({ collector: name }, 'collector recovered');
       st.failing = false;
       return 'success';
     } catch (err) {
-      const code = errorCode(err);
-      const message = err instanceof Error ? err.message : String(err);
-      // One warning when a collector starts failing or fails differently; repeats go to debug.
-      const level = !st.failing || st.status.lastErrorCode !== code ? 'warn' : 'debug';
-      log[level]({ collector: name, err, code }, 'collector run failed');
-      st.failing = true;
-      st.status.lastResult = 'failure';
-      st.status.lastError = message;
-      st.status.lastErrorCode = code;
-      metrics.collectorUp.set({ collector: name }, 0);
-      metrics.collectorRuns.inc({ collector: name, result: 'failure' });
+      this.recordFailure(st, name, err, 1, 'collector run failed');
       this.sweepStale();
       return 'failure';
     } finally {

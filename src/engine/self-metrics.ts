@@ -23,7 +23,7 @@ export function createSelfMetrics(version: string) {
     registry,
     collectorUp: new Gauge({
       name: `${p}collector_up`,
-      help: 'Whether the last run of the collector succeeded (1) or failed (0).',
+      help: 'Whether the last run of the collector succeeded in full (1) or failed in full or in part (0).',
       labelNames: ['collector'],
       registers: reg,
     }),
@@ -35,7 +35,7 @@ export function createSelfMetrics(version: string) {
     }),
     collectorLastSuccess: new Gauge({
       name: `${p}collector_last_success_timestamp_seconds`,
-      help: 'Unix time the collector last completed a run successfully.',
+      help: 'Unix time the collector last completed a run successfully in full.',
       labelNames: ['collector'],
       registers: reg,
     }),

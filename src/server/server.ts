@@ -58,8 +58,8 @@ export function createServer(deps: ServerDeps): express.Express {
       res.type('text/plain').send('Ready\n');
       return;
     }
-    const waiting = deps.status().filter((s) => s.lastSuccessAt === undefined).map((s) => s.name);
-    res.status(503).type('text/plain').send(`Not ready: waiting for a first successful run of ${waiting.join(', ')}\n`);
+    const waiting = deps.status().filter((s) => s.lastPublishAt === undefined).map((s) => s.name);
+    res.status(503).type('text/plain').send(`Not ready: waiting for a first published run of ${waiting.join(', ')}\n`);
   });
 
   app.get('/', (_req, res) => {

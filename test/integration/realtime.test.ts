@@ -130,13 +130,27 @@ describe('conviva real-time collector against the simulator', () => {
     stack.sim.faults.set([{ kind: 'status', status: 503, match: 'group-by/device-os' }]);
     stack.clock.advance(MINUTE);
     r = await stack.run();
+    // The failing scopes (device_os, for each of the 3 filters) fail the run, and the rest publish.
     expect(r.result).toBe('failure');
     expect(value(r.samples, 'conviva_exporter_collector_up', { collector: C })).toBe(0);
-    // the last good data stays published while within the staleness window
-    expect(find(r.samples, 'conviva_attempts').length).toBeGreaterThan(0);
-    const warn = logsWith(stack, 'collector run failed')[0]!;
-    expect(warn).toMatchObject({ code: 'UPSTREAM_STATUS' });
-    expect((warn.err as { status: number }).status).toBe(503);
+    const warn = logsWith(stack, 'collector run partly failed');
+    expect(warn).toHaveLength(1);
+    expect(warn[0]).toMatchObject({ level: 40, code: 'UPSTREAM_STATUS', failedParts: 3 });
+    expect((warn[0]!.err as { status: number }).status).toBe(503);
+    const total = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
+    expect(value(r.samples, 'conviva_attempts', total)).toBe(settledValue(stack.sim, total, SETTLED_AT_T0 + MINUTE, 'attempts'));
+    expect(value(r.samples, 'conviva_attempts_total', total)).toBe(settledSum(stack.sim, total, SETTLED_AT_T0, SETTLED_AT_T0 + MINUTE, 'attempts'));
+    // the failed scope shows no gauge, and its counters stay where they were
+    const ios = { account: 'demo', filter: 'all', dimension: 'device_os', value: 'iOS' };
+    expect(find(r.samples, 'conviva_attempts', ios)).toHaveLength(0);
+    expect(value(r.samples, 'conviva_attempts_total', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'attempts'));
+    expect(stack.app.runner.status()[0]!.lastError).toMatch(/503.*\(and 2 more failed parts\)/);
+    // once the fault clears, the failed scope catches up its missed minute
+    stack.sim.faults.clear();
+    stack.clock.advance(MINUTE);
+    r = await stack.run();
+    expect(r.result).toBe('success');
+    expect(value(r.samples, 'conviva_attempts_total', ios)).toBe(settledSum(stack.sim, ios, SETTLED_AT_T0, SETTLED_AT_T0 + 2 * MINUTE, 'attempts'));
   });
 
   it('times out a hanging upstream and reports UPSTREAM_TIMEOUT', async () => {
@@ -151,12 +165,12 @@ describe('conviva real-time collector against the simulator', () => {
     expect((await stack.run()).result).toBe('success');
   });
 
-  it('counts a malformed body as a parse error and a failed run, without crashing', async () => {
+  it('counts a malformed body as a parse error and a (partly) failed run, without crashing', async () => {
     stack = await startStack();
     stack.sim.faults.set([{ kind: 'malformed', remaining: 1 }]);
     const r = await stack.run();
     expect(r.result).toBe('failure');
-    expect(logsWith(stack, 'collector run failed')[0]).toMatchObject({ code: 'UPSTREAM_MALFORMED' });
+    expect(logsWith(stack, 'collector run partly failed')[0]).toMatchObject({ code: 'UPSTREAM_MALFORMED' });
     expect(find(r.samples, 'conviva_exporter_parse_errors_total').reduce((s, x) => s + x.value, 0)).toBe(1);
     stack.clock.advance(MINUTE);
     expect((await stack.run()).result).toBe('success');

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import type { Collector, RunContext, RunOutcome } from '../../engine/collector.js';
 import type { FamilyDef } from '../../engine/family.js';
 import { labelKey } from '../../engine/samples.js';
@@ -98,23 +97,21 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
       const newestSettled = Math.floor((ctx.now - MINUTE - config.settle_delay) / MINUTE) * MINUTE;
       const currentMinute = Math.floor(ctx.now / MINUTE) * MINUTE;
       const oldestReadable = currentMinute - (WINDOW_MINUTES - 1) * MINUTE;
-      // A failed request cancels the rest of the run: nothing is half-applied.
-      const controller = new AbortController();
-      setMaxListeners(0, controller.signal); // one listener per in-flight request
-      const onAbort = () => controller.abort(ctx.signal.reason);
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
       let skipped = 0;
       const onSkip = (what: string) => {
         skipped++;
         if (skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
       };
-      const tasks = scopes.map((scope) => {
+      // Scopes are independent: one that fails (a 413 on a wide dimension, a revoked account) is
+      // left as it was, and the others go on. Within a scope it is all or nothing.
+      const tasks = scopes.map(async (scope) => {
         // From the oldest minute still owed to the counters, and never later than the newest settled
         // minute, which the gauges show even when the counters owe nothing (a re-read).
         const owed = scope.watermark === undefined ? newestSettled : Math.max(scope.watermark + MINUTE, oldestReadable);
         const from = Math.min(owed, newestSettled);
         const minutes = Math.min(WINDOW_MINUTES, Math.max(1, (currentMinute - from) / MINUTE + 1));
-        return Promise.all(
+        const endpoint = scope.groupBy ? 'real-time-metrics/custom-selection/group-by' : 'real-time-metrics/custom-selection';
+        const parts = await Promise.allSettled(
           chunks.map(async (chunk) => {
             const body = await scope.client.realtime({
               metrics: chunk,
@@ -123,27 +120,26 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
               filter: { filterId: scope.filter.filter_id, dimensions: scope.filter.dimensions, tags: scope.filter.tags },
               limit: scope.groupBy ? config.group_limit : undefined,
               sortBy: scope.groupBy ? sortBy : undefined,
-              signal: controller.signal,
+              signal: ctx.signal,
               deadline: ctx.deadline,
             });
-            const endpoint = scope.groupBy ? 'real-time-metrics/custom-selection/group-by' : 'real-time-metrics/custom-selection';
             return parseTimeSeries(body, endpoint, scope.groupBy !== undefined, (what) => {
               metrics.parseErrors.inc({ api: 'conviva_realtime', endpoint });
               onSkip(what);
             });
           }),
         );
+        // Every request of the run has settled before the run ends, so none overlaps the next run.
+        const failed = parts.find((p) => p.status === 'rejected');
+        if (failed) throw failed.reason;
+        return parts.map((p) => (p as PromiseFulfilledResult<Bucket[]>).value);
       });
-      // The first failure aborts the others; the run still waits for every request to settle, so
-      // no request of a finished run is left in flight to overlap the next one.
-      for (const t of tasks) t.catch((e: unknown) => controller.abort(e));
-      const settled = await Promise.allSettled(tasks);
-      ctx.signal.removeEventListener('abort', onAbort);
-      if (controller.signal.aborted) throw controller.signal.reason;
-      const responses = settled.map((r) => (r as PromiseFulfilledResult<Bucket[][]>).value);
+      const outcomes = await Promise.allSettled(tasks);
       if (ctx.signal.aborted) throw ctx.signal.reason;
+      const errors = outcomes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      if (errors.length === outcomes.length) throw errors[0];
 
-      // Every request succeeded: apply the whole run.
+      // Apply every scope whose requests all succeeded.
       let newest: number | undefined;
       let badValues = 0;
       const bad = () => {
@@ -151,7 +147,9 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
       };
       let missed = 0;
       scopes.forEach((scope, i) => {
-        const merged = mergeChunks(responses[i]!);
+        const result = outcomes[i]!;
+        if (result.status === 'rejected') return;
+        const merged = mergeChunks(result.value);
         const settled = [...merged.keys()].filter((ts) => ts <= newestSettled).sort((a, b) => a - b);
         if (settled.length === 0) return;
         const gaugeTs = settled[settled.length - 1]!;
@@ -211,7 +209,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         metrics.bucketsMissed.inc({ collector: name }, missed);
         ctx.log.warn({ buckets: missed }, 'settled buckets fell out of the 15-minute real-time window before they could be counted');
       }
-      return newest === undefined ? {} : { newestDataTimestamp: newest };
+      return { ...(newest === undefined ? {} : { newestDataTimestamp: newest }), ...(errors.length > 0 ? { errors } : {}) };
     },
   };
 }
