@@ -62,64 +62,28 @@ function countWithRatio(path: string, key: string, base: string, what: string, r
   };
 }
 
+/** A metric with one value field and one gauge. */
+function single(path: string, key: string, field: GaugeSpec['field'], divisor: number, name: string, unit: string, what: string): MetricSpec {
+  const upstream = `${key}.${field}${divisor === 1 ? '' : ` / ${divisor}`}`;
+  return { path, key, gauges: [{ field, divisor, family: gauge(name, unit, upstream, what) }] };
+}
+
 export const METRICS: readonly MetricSpec[] = [
-  {
-    path: 'attempts',
-    key: 'attempts',
-    gauges: [{ field: 'count', divisor: 1, family: gauge('conviva_attempts', 'count', 'attempts.count', 'Video start attempts') }],
-    counter: counter('conviva_attempts_total', 'attempts', 'Video start attempts'),
-  },
+  { ...single('attempts', 'attempts', 'count', 1, 'conviva_attempts', 'count', 'Video start attempts'), counter: counter('conviva_attempts_total', 'attempts', 'Video start attempts') },
   countWithRatio('plays', 'plays', 'plays', 'Plays (attempts that started video)', 'Plays as a fraction of attempts (0..1)'),
-  {
-    path: 'concurrent-plays',
-    key: 'concurrent_plays',
-    gauges: [{ field: 'count', divisor: 1, family: gauge('conviva_concurrent_plays', 'count', 'concurrent_plays.count', 'Concurrent plays') }],
-  },
-  {
-    path: 'unique-devices',
-    key: 'unique_devices',
-    gauges: [{ field: 'count', divisor: 1, family: gauge('conviva_unique_devices', 'count', 'unique_devices.count', 'Unique devices') }],
-  },
+  single('concurrent-plays', 'concurrent_plays', 'count', 1, 'conviva_concurrent_plays', 'count', 'Concurrent plays'),
+  single('unique-devices', 'unique_devices', 'count', 1, 'conviva_unique_devices', 'count', 'Unique devices'),
   countWithRatio('video-start-failures', 'video_start_failures', 'video_start_failures', 'Video start failures', 'Video start failures as a fraction of attempts (0..1)'),
   countWithRatio('video-playback-failures', 'video_playback_failures', 'video_playback_failures', 'Video playback failures', 'Video playback failures as a fraction of plays (0..1)'),
   countWithRatio('exit-before-video-starts', 'exit_before_video_starts', 'exit_before_video_starts', 'Exits before video start', 'Exits before video start as a fraction of attempts (0..1)'),
-  {
-    path: 'rebuffering-ratio',
-    key: 'rebuffering_ratio',
-    gauges: [{ field: 'ratio', divisor: 100, family: gauge('conviva_rebuffering_ratio', 'ratio', 'rebuffering_ratio.ratio / 100', 'Share of viewing time spent rebuffering (0..1)') }],
-  },
-  {
-    path: 'connection-induced-rebuffering-ratio',
-    key: 'connection_induced_rebuffering_ratio',
-    gauges: [{ field: 'ratio', divisor: 100, family: gauge('conviva_connection_induced_rebuffering_ratio', 'ratio', 'connection_induced_rebuffering_ratio.ratio / 100', 'Share of viewing time spent rebuffering for network reasons (0..1)') }],
-  },
-  {
-    path: 'bitrate',
-    key: 'bitrate',
-    // Prometheus base units are bytes, not bits (promtool check metrics enforces it): bps / 8.
-    gauges: [{ field: 'bps', divisor: 8, family: gauge('conviva_bitrate_bytes_per_second', 'bytes_per_second', 'bitrate.bps / 8', 'Average bitrate') }],
-  },
-  {
-    path: 'framerate',
-    key: 'framerate',
-    gauges: [{ field: 'fps', divisor: 1, family: gauge('conviva_framerate_frames_per_second', 'frames_per_second', 'framerate.fps', 'Average rendered frame rate') }],
-  },
-  {
-    path: 'video-start-time',
-    key: 'video_start_time',
-    gauges: [{ field: 'value', divisor: 1, family: gauge('conviva_video_start_time_seconds', 'seconds', 'video_start_time.value', 'Average video start time') }],
-  },
-  {
-    path: 'video-restart-time',
-    key: 'video_restart_time',
-    gauges: [{ field: 'value', divisor: 1, family: gauge('conviva_video_restart_time_seconds', 'seconds', 'video_restart_time.value', 'Average video restart time after a seek or rebuffer') }],
-  },
-  {
-    path: 'ended-plays',
-    key: 'ended_plays',
-    gauges: [{ field: 'count', divisor: 1, family: gauge('conviva_ended_plays', 'count', 'ended_plays.count', 'Ended plays') }],
-    counter: counter('conviva_ended_plays_total', 'ended_plays', 'Ended plays'),
-  },
+  single('rebuffering-ratio', 'rebuffering_ratio', 'ratio', 100, 'conviva_rebuffering_ratio', 'ratio', 'Share of viewing time spent rebuffering (0..1)'),
+  single('connection-induced-rebuffering-ratio', 'connection_induced_rebuffering_ratio', 'ratio', 100, 'conviva_connection_induced_rebuffering_ratio', 'ratio', 'Share of viewing time spent rebuffering for network reasons (0..1)'),
+  // Prometheus base units are bytes, not bits (promtool check metrics enforces it): bps / 8.
+  single('bitrate', 'bitrate', 'bps', 8, 'conviva_bitrate_bytes_per_second', 'bytes_per_second', 'Average bitrate'),
+  single('framerate', 'framerate', 'fps', 1, 'conviva_framerate_frames_per_second', 'frames_per_second', 'Average rendered frame rate'),
+  single('video-start-time', 'video_start_time', 'value', 1, 'conviva_video_start_time_seconds', 'seconds', 'Average video start time'),
+  single('video-restart-time', 'video_restart_time', 'value', 1, 'conviva_video_restart_time_seconds', 'seconds', 'Average video restart time after a seek or rebuffer'),
+  { ...single('ended-plays', 'ended_plays', 'count', 1, 'conviva_ended_plays', 'count', 'Ended plays'), counter: counter('conviva_ended_plays_total', 'ended_plays', 'Ended plays') },
 ];
 
 /** Path aliases the API also accepts (Conviva documents both spellings). */
