@@ -15,7 +15,7 @@ const USAGE = `Usage:
   conviva-exporter --config <file> --check-config
   conviva-exporter [--config <file>] --once [--demo]
   conviva-exporter --demo            exporter against the embedded simulator
-  conviva-exporter simulate --listen <host:port> [--seed <n>] [--faults <json>]
+  conviva-exporter simulate --listen <host:port> [--seed <n>] [--cardinality <n>] [--faults <json>]
 
 Options:
   --config <file>                 YAML configuration (default with --demo: config/demo.yml)
@@ -32,14 +32,23 @@ const DEMO_CONFIG = fileURLToPath(new URL('../config/demo.yml', import.meta.url)
 async function simulate(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { listen: { type: 'string', default: '127.0.0.1:19441' }, seed: { type: 'string', default: '42' }, faults: { type: 'string' } },
+    options: {
+      listen: { type: 'string', default: '127.0.0.1:19441' },
+      seed: { type: 'string', default: '42' },
+      cardinality: { type: 'string', default: '50' },
+      faults: { type: 'string' },
+    },
   });
   const addr = parseListenAddress(values.listen);
   if (!addr) {
     console.error(`--listen: expected host:port, got "${values.listen}"`);
     return 2;
   }
-  const sim = new Simulator({ seed: Number(values.seed), faults: values.faults ? parseFaults(JSON.parse(values.faults)) : undefined });
+  const sim = new Simulator({
+    seed: Number(values.seed),
+    dimensionCardinality: Number(values.cardinality),
+    faults: values.faults ? parseFaults(JSON.parse(values.faults)) : undefined,
+  });
   const url = await sim.listen(addr.host || '127.0.0.1', addr.port);
   console.error(JSON.stringify({ level: 'info', msg: 'simulator listening', url, conviva: sim.convivaUrl, admin: `${url}/_admin/faults` }));
   await new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@ import cron from 'node-cron';
 import { z } from 'zod';
 import { METRIC_PATHS, PATH_ALIASES } from '../sources/conviva/catalogue.js';
 import { parseDuration } from './duration.js';
+import { parseListenAddress } from './listen.js';
 
 // Defaults live here and nowhere else. Every object is strict: an unknown key is an error.
 
@@ -86,7 +87,7 @@ const conviva = z.strictObject({
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
-      listen_address: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port').default(':19440'),
+      listen_address: z.string().refine((a) => parseListenAddress(a) !== undefined, 'expected host:port').default(':19440'),
     })
     .default({ listen_address: ':19440' }),
   log: z

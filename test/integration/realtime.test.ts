@@ -220,6 +220,27 @@ describe('conviva real-time collector against the simulator', () => {
     );
   });
 
+  it('splits more than 12 metrics over several requests per scope and merges them', async () => {
+    stack = await startStack({
+      mutate: (c) => {
+        const rt = c.sources.conviva!.realtime;
+        rt.metrics = ['attempts', 'plays', 'concurrent-plays', 'unique-devices', 'video-start-failures', 'video-playback-failures', 'exit-before-video-starts',
+          'rebuffering-ratio', 'connection-induced-rebuffering-ratio', 'bitrate', 'framerate', 'video-start-time', 'video-restart-time', 'ended-plays'];
+        rt.filters = [{ name: 'all' }];
+        rt.group_by = ['device-os'];
+      },
+    });
+    const { result, samples } = await stack.run();
+    expect(result).toBe('success');
+    const calls = stack.sim.requests.filter((r) => r.path.includes('real-time-metrics'));
+    expect(calls).toHaveLength(4); // (total + device-os) x 2 requests of at most 12 metrics
+    for (const c of calls) expect(c.query.match(/metric=/g)!.length).toBeLessThanOrEqual(12);
+    const ios = { account: 'demo', filter: 'all', dimension: 'device_os', value: 'iOS' };
+    expect(value(samples, 'conviva_attempts', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'attempts'));
+    expect(value(samples, 'conviva_ended_plays', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'ended_plays'));
+    expect(value(samples, 'conviva_video_restart_time_seconds', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'video_restart_time'));
+  });
+
   it('drops series past max_series_per_metric and counts them', async () => {
     stack = await startStack({ mutate: (c) => (c.sources.conviva!.realtime.max_series_per_metric = 10) });
     const { samples } = await stack.run();
