@@ -9,6 +9,7 @@ import { CardinalityGuard } from './engine/guard.js';
 import { Runner } from './engine/runner.js';
 import { createSelfMetrics, type SelfMetrics } from './engine/self-metrics.js';
 import { SnapshotStore } from './engine/snapshot.js';
+import { StateFile } from './engine/state-file.js';
 import { HttpClient } from './http/client.js';
 import { createServer } from './server/server.js';
 import { ConvivaClient } from './sources/conviva/client.js';
@@ -75,12 +76,28 @@ export class App {
   readonly log: Logger;
   private pipeline: Pipeline;
   private server: Server | undefined;
+  private stateFile: StateFile | undefined;
 
   constructor(opts: AppOptions) {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log;
     this.metrics = createSelfMetrics(VERSION);
     this.pipeline = this.buildPipeline(opts.config);
+    // The state file's path is read at start-up only (a reload keeps the file it started with).
+    const path = opts.config.engine.state_file;
+    if (path) {
+      this.stateFile = new StateFile(path, this.log);
+      const saved = this.stateFile.load();
+      for (const c of this.pipeline.collectors) if (c.adoptState && saved[c.name] !== undefined) c.adoptState(saved[c.name]);
+    }
+  }
+
+  /** Writes every collector's carried state to the state file, if one is configured. */
+  private saveState(): Promise<void> {
+    if (!this.stateFile) return Promise.resolve();
+    const states: Record<string, unknown> = {};
+    for (const c of this.pipeline.collectors) if (c.carryState) states[c.name] = c.carryState();
+    return this.stateFile.save(states);
   }
 
   get config(): Config {
@@ -110,6 +127,7 @@ export class App {
       clock: this.clock,
       guard,
       stalenessMs: config.engine.staleness,
+      onPublish: () => void this.saveState(),
     });
     return { config, runner, collectors, http };
   }
@@ -185,6 +203,7 @@ export class App {
   /** Stops schedules, lets in-flight runs finish within the grace period, closes the server. */
   async stop(): Promise<void> {
     await this.runner.stop(this.config.engine.shutdown_grace);
+    await this.saveState();
     await Promise.all(this.pipeline.http.map((h) => h.close()));
     const s = this.server;
     this.server = undefined;

@@ -144,6 +144,9 @@ function resolveSecrets(raw: RawConfig, _env: Env, baseDir: string): Config {
   const problems: string[] = [];
   const { sources, ...rest } = raw;
   const out: Config = { ...rest, sources: {} };
+  if (rest.engine.state_file !== undefined && !isAbsolute(rest.engine.state_file)) {
+    out.engine = { ...rest.engine, state_file: resolve(baseDir, rest.engine.state_file) };
+  }
   if (sources.conviva) {
     const c = sources.conviva;
     const at = 'sources.conviva';

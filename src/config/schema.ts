@@ -100,6 +100,7 @@ export const configSchema = z.strictObject({
       staleness: duration('5m'),
       shutdown_grace: duration('10s'),
       series_idle_timeout: duration('1h'),
+      state_file: z.string().min(1).optional(),
     })
     .default(() => ({ staleness: 300_000, shutdown_grace: 10_000, series_idle_timeout: 3_600_000 })),
   sources: z.strictObject({

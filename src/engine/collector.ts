@@ -39,8 +39,14 @@ export interface Collector {
   /** Every family this collector can emit (docs check and duplicate check). */
   readonly families: readonly FamilyDef[];
   collect(ctx: RunContext): Promise<RunOutcome>;
-  /** State worth keeping across a config reload (counters, watermarks), for the collector replacing this one. */
+  /**
+   * State worth keeping across a config reload or a restart (counters, watermarks), as plain JSON:
+   * handed to the collector of the next config, and written to the state file.
+   */
   carryState?(): unknown;
-  /** Takes over what the collector of the previous config carried; keeps only what still applies. */
+  /**
+   * Takes over carried state (from the previous config, or read back from the state file); keeps
+   * only what still applies and ignores anything it cannot read.
+   */
   adoptState?(state: unknown): void;
 }

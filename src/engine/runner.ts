@@ -37,6 +37,8 @@ export interface RunnerOptions {
   guard: CardinalityGuard;
   /** A collector that has published nothing for longer than this has its data withdrawn. */
   stalenessMs: number;
+  /** Called after every publish (the state file hangs off this). */
+  onPublish?: (collector: string) => void;
 }
 
 interface State {
@@ -227,6 +229,7 @@ export class Runner {
       st.status.series = samples.size;
       metrics.collectorSeries.set({ collector: name }, samples.size);
       if (outcome.newestDataTimestamp !== undefined) metrics.dataNewest.set({ collector: name }, outcome.newestDataTimestamp / 1000);
+      this.opts.onPublish?.(name);
       const errors = outcome.errors ?? [];
       if (errors.length > 0) {
         // Partly failed: what succeeded is published, but the collector is not healthy.

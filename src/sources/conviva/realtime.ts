@@ -3,7 +3,7 @@ import type { FamilyDef } from '../../engine/family.js';
 import { labelKey } from '../../engine/samples.js';
 import type { SelfMetrics } from '../../engine/self-metrics.js';
 import type { Config } from '../../config/load.js';
-import { metricSpec, realtimeFamilies, type MetricSpec } from './catalogue.js';
+import { metricSpec, realtimeFamilies, REALTIME_LABELS, type MetricSpec } from './catalogue.js';
 import type { ConvivaClient } from './client.js';
 
 /** The part of a ConvivaClient the collector uses; tests may hand in recorded answers. */
@@ -37,7 +37,28 @@ interface Scope {
   counters: Map<string, { labels: string[]; totals: Map<FamilyDef, number> }>;
 }
 
-type CarriedState = Map<string, Pick<Scope, 'watermark' | 'counters'>>;
+/** What the collector carries across reloads and restarts: plain JSON, family names for keys. */
+interface CarriedState {
+  version: 1;
+  scopes: Array<{ key: string; watermark: number | null; counters: Array<{ labels: string[]; totals: Record<string, number> }> }>;
+}
+
+/** Reads carried state defensively: it may come from a file written by another version. */
+function readCarriedState(state: unknown): CarriedState | undefined {
+  if (!state || typeof state !== 'object' || (state as { version?: unknown }).version !== 1) return undefined;
+  const scopes = (state as { scopes?: unknown }).scopes;
+  if (!Array.isArray(scopes)) return undefined;
+  const out: CarriedState = { version: 1, scopes: [] };
+  for (const sc of scopes as Array<Record<string, unknown>>) {
+    if (typeof sc?.key !== 'string' || !(sc.watermark === null || Number.isFinite(sc.watermark)) || !Array.isArray(sc.counters)) continue;
+    const counters = (sc.counters as Array<Record<string, unknown>>).filter(
+      (c) => Array.isArray(c?.labels) && c.labels.length === REALTIME_LABELS.length && c.labels.every((l) => typeof l === 'string') &&
+        !!c.totals && typeof c.totals === 'object' && Object.values(c.totals).every((v) => Number.isFinite(v) && (v as number) >= 0),
+    ) as Array<{ labels: string[]; totals: Record<string, number> }>;
+    out.scopes.push({ key: sc.key, watermark: sc.watermark as number | null, counters });
+  }
+  return out;
+}
 
 export interface RealtimeDeps {
   clients: readonly RealtimeSource[];
@@ -78,18 +99,27 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     timeoutMs: config.timeout,
     families: realtimeFamilies(),
     carryState(): CarriedState {
-      return new Map(scopes.map((sc) => [sc.key, { watermark: sc.watermark, counters: sc.counters }]));
+      return {
+        version: 1,
+        scopes: scopes.map((sc) => ({
+          key: sc.key,
+          watermark: sc.watermark ?? null,
+          counters: [...sc.counters.values()].map((e) => ({ labels: e.labels, totals: Object.fromEntries([...e.totals].map(([f, v]) => [f.name, v])) })),
+        })),
+      };
     },
     adoptState(state: unknown): void {
-      if (!(state instanceof Map)) return;
-      const kept = new Set(specs.flatMap((sp) => (sp.counter ? [sp.counter] : [])));
+      const carried = readCarriedState(state);
+      if (!carried) return;
+      const families = new Map(specs.flatMap((sp) => (sp.counter ? [[sp.counter.name, sp.counter] as const] : [])));
+      const byKey = new Map(carried.scopes.map((sc) => [sc.key, sc]));
       for (const scope of scopes) {
-        const old = (state as CarriedState).get(scope.key);
+        const old = byKey.get(scope.key);
         if (!old) continue;
-        scope.watermark = old.watermark;
-        for (const [k, entry] of old.counters) {
-          const totals = new Map([...entry.totals].filter(([f]) => kept.has(f)));
-          if (totals.size > 0) scope.counters.set(k, { labels: entry.labels, totals });
+        scope.watermark = old.watermark ?? undefined;
+        for (const entry of old.counters) {
+          const totals = new Map(Object.entries(entry.totals).flatMap(([name, v]) => (families.has(name) ? [[families.get(name)!, v] as const] : [])));
+          if (totals.size > 0) scope.counters.set(labelKey(entry.labels), { labels: entry.labels, totals });
         }
       }
     },
