@@ -182,9 +182,7 @@ export class App {
     }
     const accounts = new Set(config.sources.conviva?.accounts.map((a) => a.name));
     for (const a of old.config.sources.conviva?.accounts ?? []) {
-      if (accounts.has(a.name)) continue;
-      this.metrics.budgetWait.remove({ api: 'conviva_realtime', account: a.name });
-      this.metrics.budgetExhausted.remove({ api: 'conviva_realtime', account: a.name });
+      if (!accounts.has(a.name)) for (const h of old.http) h.forgetAccount(a.name);
     }
     const keep = new Set(this.runner.collectorNames);
     for (const name of old.runner.collectorNames) {

@@ -1,4 +1,3 @@
-import type { FamilyDef } from './family.js';
 import type { SampleSet } from './samples.js';
 
 // Text exposition format 0.0.4: label values escape \ " and newline; HELP escapes \ and newline.
@@ -33,9 +32,4 @@ export function renderSampleSet(set: SampleSet): string {
     }
   }
   return parts.join('');
-}
-
-/** Names of the families in a set, for duplicate-family checks across collectors. */
-export function familyNames(families: Iterable<FamilyDef>): string[] {
-  return [...families].map((f) => f.name);
 }

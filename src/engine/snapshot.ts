@@ -35,10 +35,6 @@ export class SnapshotStore {
     return had;
   }
 
-  has(collector: string): boolean {
-    return this.chunks.has(collector);
-  }
-
   /** The current exposition of all collectors, plain and gzip. */
   current(): Readonly<Chunk> {
     return this.combined;

@@ -91,6 +91,13 @@ export class HttpClient {
     metrics.budgetExhausted.inc({ api, account }, 0);
   }
 
+  /** Removes the budget series of an account that is no longer configured. */
+  forgetAccount(account: string): void {
+    const { api, metrics } = this.o;
+    metrics.budgetWait.remove({ api, account });
+    metrics.budgetExhausted.remove({ api, account });
+  }
+
   /** Sends a request and parses a JSON answer; throws UpstreamError for anything but a 2xx JSON body. */
   async json(opts: RequestOptions): Promise<JsonResponse> {
     const { status, text } = await this.send(opts);

@@ -27,7 +27,3 @@ export class UpstreamError extends Error {
     this.status = opts.status;
   }
 }
-
-export function isUpstreamError(e: unknown): e is UpstreamError {
-  return e instanceof UpstreamError;
-}
