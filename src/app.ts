@@ -12,7 +12,7 @@ import { SnapshotStore } from './engine/snapshot.js';
 import { StateFile } from './engine/state-file.js';
 import { HttpClient } from './http/client.js';
 import { createServer } from './server/server.js';
-import { ConvivaClient } from './sources/conviva/client.js';
+import { ConvivaClient, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT } from './sources/conviva/client.js';
 import { createRealtimeCollector } from './sources/conviva/realtime.js';
 
 export const VERSION: string = (() => {
@@ -28,6 +28,8 @@ export interface AppOptions {
   log: Logger;
   clock?: Clock;
 }
+
+const DEFAULT_MAX_SERIES = 5000;
 
 interface Pipeline {
   config: Config;
@@ -61,7 +63,7 @@ function buildCollectors(config: Config, metrics: SelfMetrics, log: Logger, cloc
       now: () => clock.now(),
     });
     http.push(client);
-    client.declareEndpoints(['real-time-metrics/custom-selection', 'real-time-metrics/custom-selection/group-by']);
+    client.declareEndpoints([REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT]);
     const clients = conviva.accounts.map((a) => new ConvivaClient(client, a, conviva.realtime_requests_per_minute, () => clock.now()));
     collectors.push(createRealtimeCollector({ clients, config: conviva.realtime, metrics }));
   }
@@ -111,10 +113,9 @@ export class App {
   private buildPipeline(config: Config): Pipeline {
     const { collectors, http } = buildCollectors(config, this.metrics, this.log, this.clock);
     const limits = new Map<string, number>();
-    const conviva = config.sources.conviva;
-    for (const c of collectors) for (const f of c.families) limits.set(f.name, conviva?.realtime.max_series_per_metric ?? 5000);
+    for (const c of collectors) for (const f of c.families) limits.set(f.name, c.maxSeriesPerFamily ?? DEFAULT_MAX_SERIES);
     const guard = new CardinalityGuard(
-      (family) => limits.get(family) ?? 5000,
+      (family) => limits.get(family) ?? DEFAULT_MAX_SERIES,
       config.engine.series_idle_timeout,
       (family, n) => this.metrics.seriesDropped.inc({ family }, n),
     );

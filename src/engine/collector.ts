@@ -38,6 +38,8 @@ export interface Collector {
   readonly timeoutMs: number;
   /** Every family this collector can emit (docs check and duplicate check). */
   readonly families: readonly FamilyDef[];
+  /** Cardinality guard: label sets per family (default 5000). */
+  readonly maxSeriesPerFamily?: number;
   collect(ctx: RunContext): Promise<RunOutcome>;
   /**
    * State worth keeping across a config reload or a restart (counters, watermarks), as plain JSON:

@@ -45,7 +45,6 @@ interface State {
   status: CollectorStatus;
   inflight?: Promise<RunResult>;
   controller?: AbortController;
-  failing: boolean;
 }
 
 /** Runs collectors (on schedule or on demand), one run at a time each, and publishes their results. */
@@ -65,7 +64,6 @@ export class Runner {
       }
       this.states.set(c.name, {
         status: { name: c.name, schedule: c.schedule, running: false, series: 0, published: false },
-        failing: false,
       });
       // Known series exist from the start, so alerts see 0 rather than nothing (INS "avoid missing metrics").
       opts.metrics.collectorUp.set({ collector: c.name }, 0);
@@ -143,7 +141,6 @@ export class Runner {
       const old = previous.states.get(name);
       if (!old) continue;
       st.status = { ...old.status, schedule: st.status.schedule, running: false };
-      st.failing = old.failing;
       this.opts.metrics.collectorUp.set({ collector: name }, old.status.lastResult === 'success' ? 1 : 0);
       this.opts.metrics.collectorSeries.set({ collector: name }, old.status.published ? old.status.series : 0);
     }
@@ -181,9 +178,8 @@ export class Runner {
     const { metrics, log } = this.opts;
     const code = errorCode(err);
     const message = err instanceof Error ? err.message : String(err);
-    const level = !st.failing || st.status.lastErrorCode !== code ? 'warn' : 'debug';
+    const level = st.status.lastResult !== 'failure' || st.status.lastErrorCode !== code ? 'warn' : 'debug';
     log[level]({ collector: name, err, code, ...(failedParts > 1 ? { failedParts } : {}) }, msg);
-    st.failing = true;
     st.status.lastResult = 'failure';
     st.status.lastError = failedParts > 1 ? `${message} (and ${failedParts - 1} more failed parts)` : message;
     st.status.lastErrorCode = code;
@@ -236,6 +232,7 @@ export class Runner {
         this.recordFailure(st, name, errors[0], errors.length, 'collector run partly failed');
         return 'failure';
       }
+      const recovered = st.status.lastResult === 'failure';
       st.status.lastResult = 'success';
       st.status.lastSuccessAt = finished;
       st.status.lastError = undefined;
@@ -244,8 +241,7 @@ export class Runner {
       metrics.collectorRuns.inc({ collector: name, result: 'success' });
       metrics.collectorLastSuccess.set({ collector: name }, finished / 1000);
       log.debug({ collector: name, series: samples.size, durationMs: Math.round(performance.now() - wallStart) }, 'collector run succeeded');
-      if (st.failing) log.info({ collector: name }, 'collector recovered');
-      st.failing = false;
+      if (recovered) log.info({ collector: name }, 'collector recovered');
       return 'success';
     } catch (err) {
       this.recordFailure(st, name, err, 1, 'collector run failed');

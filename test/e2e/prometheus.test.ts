@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startExporter, waitFor } from '../helpers/process.js';
 
 // The exporter in demo mode, scraped by Debian's prometheus with our prometheus.yml (ports and
 // intervals substituted) and a copy of our rules whose `for:` is shortened; everything through
@@ -30,19 +31,9 @@ function freePort(): Promise<number> {
   });
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+/** Prometheus needs a few scrapes and evaluations before most answers exist. */
+function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
+  return waitFor(what, fn, ms);
 }
 
 interface PromVector {
@@ -69,29 +60,10 @@ beforeAll(async () => {
   Object.assign(cfg.sources.conviva, { retries: 1, retry_base_delay: '100ms' });
   Object.assign(cfg.sources.conviva.realtime, { schedule: '*/5 * * * * *', timeout: '4s' });
   writeFileSync(join(work, 'exporter.yml'), stringify(cfg));
-  const exporter = spawn(process.execPath, [join(root, 'dist/main.js'), '--demo', '--config', join(work, 'exporter.yml'), '--web.listen-address', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  procs.push(exporter);
-  let buf = '';
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('exporter did not start')), 30_000);
-    exporter.stderr!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        try {
-          const j = JSON.parse(line) as { msg: string; url?: string; simulator?: string };
-          if (j.msg === 'exporter listening') exporterUrl = j.url!;
-          if (j.simulator) simulatorUrl = j.simulator;
-        } catch {
-          /* partial line */
-        }
-      }
-      if (exporterUrl && simulatorUrl) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
+  const exporter = await startExporter(['--demo', '--config', join(work, 'exporter.yml'), '--web.listen-address', '127.0.0.1:0']);
+  procs.push(exporter.proc);
+  exporterUrl = exporter.url;
+  simulatorUrl = await until('simulator URL logged', async () => exporter.simulatorUrl, 10_000);
 
   // Rules: a copy with every `for:` shortened to 10s.
   const rulesDir = join(work, 'rules');

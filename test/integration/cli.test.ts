@@ -1,14 +1,12 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseExposition, value } from '../helpers/exposition.js';
+import { MAIN as main, ROOT as root, startExporter, waitFor } from '../helpers/process.js';
 
 // These run the built CLI (npm test builds first), as an operator would.
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const main = join(root, 'dist/main.js');
 const fixtures = join(root, 'test/fixtures/config');
 
 function run(args: string[]) {
@@ -20,53 +18,10 @@ function hasPromtool(): boolean {
 }
 
 let child: ChildProcess | undefined;
-let lastLogs: unknown[] = [];
 afterEach(() => {
   child?.kill('SIGKILL');
   child = undefined;
 });
-
-/** Starts the exporter and resolves once it logs its URL; stderr lines are collected. */
-async function startExporter(args: string[]): Promise<{ url: string; logs: Array<Record<string, unknown>>; exited: Promise<number | null> }> {
-  const proc = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child = proc;
-  const logs: Array<Record<string, unknown>> = [];
-  lastLogs = logs;
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  let buf = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('exporter did not start')), 20_000);
-    proc.stderr!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const j = JSON.parse(line) as Record<string, unknown>;
-          logs.push(j);
-          if (j.msg === 'exporter listening') {
-            clearTimeout(t);
-            resolve(j.url as string);
-          }
-        } catch {
-          /* not a log line */
-        }
-      }
-    });
-  });
-  return { url, logs, exited };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${process.env.DEBUG_CLI ? JSON.stringify(lastLogs) : ''}`);
-}
 
 describe('CLI', () => {
   it('--check-config exits 2 and names the key path of each problem', () => {
@@ -125,6 +80,7 @@ describe('CLI', () => {
     const cfg = join(dir, 'demo.yml');
     copyFileSync(join(root, 'config/demo.yml'), cfg);
     const ex = await startExporter(['--demo', '--config', cfg, '--web.listen-address', '127.0.0.1:0']);
+    child = ex.proc;
     const text = await waitFor('conviva metrics', async () => {
       const t = await (await fetch(`${ex.url}/metrics`)).text();
       return t.includes('conviva_attempts{') ? t : undefined;

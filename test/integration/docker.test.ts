@@ -1,9 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startExporter } from '../helpers/process.js';
 
 // No Docker engine runs on our machines, so these check what can be checked without one: the
 // files the Dockerfile copies, the command it runs, its health check, and every path of the
@@ -33,7 +34,7 @@ function jsonArg(op: string): string[] {
   return JSON.parse(args) as string[];
 }
 
-let child: ReturnType<typeof spawn> | undefined;
+let child: ChildProcess | undefined;
 afterEach(() => {
   child?.kill('SIGKILL');
   child = undefined;
@@ -63,16 +64,8 @@ describe('Dockerfile', () => {
     // the image's default CMD names the mounted config
     expect(jsonArg('CMD')).toEqual(['--config', '/etc/conviva-exporter/config.yml']);
     const args = compose.services.exporter!.command!;
-    child = spawn(process.execPath, [...entry.slice(1), ...args], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('exporter did not start')), 20_000);
-      child!.stderr!.on('data', (d: Buffer) => {
-        if (d.toString().includes('exporter listening')) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
+    const ex = await startExporter(args, join(root, entry[1]!));
+    child = ex.proc;
     const health = instructions().find((i) => i.op === 'HEALTHCHECK')!;
     const cmd = JSON.parse(/CMD\s+(\[.*\])$/.exec(health.args)![1]!) as string[];
     expect(cmd[0]).toBe('node');

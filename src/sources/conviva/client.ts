@@ -2,6 +2,10 @@ import type { HttpClient } from '../../http/client.js';
 import { RequestBudget } from '../../http/budget.js';
 import type { ConvivaAccount } from '../../config/load.js';
 
+/** Endpoint labels (route templates) of the real-time API, for metrics. */
+export const REALTIME_ENDPOINT = 'real-time-metrics/custom-selection';
+export const REALTIME_GROUP_BY_ENDPOINT = 'real-time-metrics/custom-selection/group-by';
+
 export interface RealtimeQuery {
   /** kebab-case metric names, at most 12. */
   metrics: readonly string[];
@@ -43,11 +47,11 @@ export class ConvivaClient {
     if (q.filter.filterId !== undefined) query.filter_id = q.filter.filterId;
     for (const [dim, values] of Object.entries(q.filter.dimensions ?? {})) query[dim] = values;
     for (const [tag, values] of Object.entries(q.filter.tags ?? {})) query[`tag_${tag}`] = values;
-    let path = '/real-time-metrics/custom-selection';
-    let endpoint = 'real-time-metrics/custom-selection';
+    let path = `/${REALTIME_ENDPOINT}`;
+    let endpoint = REALTIME_ENDPOINT;
     if (q.groupBy) {
       path += `/group-by/${q.groupBy.split('/').map(encodeURIComponent).join('/')}`;
-      endpoint += '/group-by';
+      endpoint = REALTIME_GROUP_BY_ENDPOINT;
       if (q.limit !== undefined) query.limit = q.limit;
       if (q.sortBy) {
         query.sort_by = q.sortBy;

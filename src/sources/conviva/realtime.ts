@@ -4,7 +4,7 @@ import { labelKey } from '../../engine/samples.js';
 import type { SelfMetrics } from '../../engine/self-metrics.js';
 import type { Config } from '../../config/load.js';
 import { metricSpec, realtimeFamilies, REALTIME_LABELS, type MetricSpec } from './catalogue.js';
-import type { ConvivaClient } from './client.js';
+import { REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT, type ConvivaClient } from './client.js';
 
 /** The part of a ConvivaClient the collector uses; tests may hand in recorded answers. */
 export type RealtimeSource = Pick<ConvivaClient, 'account' | 'realtime'>;
@@ -66,6 +66,10 @@ export interface RealtimeDeps {
   metrics: SelfMetrics;
 }
 
+function endpointOf(scope: Scope): string {
+  return scope.groupBy ? REALTIME_GROUP_BY_ENDPOINT : REALTIME_ENDPOINT;
+}
+
 /** "device-os" -> "device_os", "dimension-tag/appVersion" -> "tag_appVersion" (the API's filter key). */
 export function dimensionLabel(groupBy: string): string {
   const tag = /^dimension-tag\/(.+)$/.exec(groupBy);
@@ -98,6 +102,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     schedule: config.schedule,
     timeoutMs: config.timeout,
     families: realtimeFamilies(),
+    maxSeriesPerFamily: config.max_series_per_metric,
     carryState(): CarriedState {
       return {
         version: 1,
@@ -140,7 +145,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         const owed = scope.watermark === undefined ? newestSettled : Math.max(scope.watermark + MINUTE, oldestReadable);
         const from = Math.min(owed, newestSettled);
         const minutes = Math.min(WINDOW_MINUTES, Math.max(1, (currentMinute - from) / MINUTE + 1));
-        const endpoint = scope.groupBy ? 'real-time-metrics/custom-selection/group-by' : 'real-time-metrics/custom-selection';
+        const endpoint = endpointOf(scope);
         const parts = await Promise.allSettled(
           chunks.map(async (chunk) => {
             const body = await scope.client.realtime({
@@ -171,10 +176,10 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
 
       // Apply every scope whose requests all succeeded.
       let newest: number | undefined;
-      let badValues = 0;
-      const bad = () => {
-        badValues++;
-      };
+      // Non-numeric values, per endpoint. A count in the gauges' bucket is read twice (counter and
+      // gauge); only the gauge pass reports it, so each bad value counts once.
+      const badValues = new Map<string, number>();
+      const noop = () => {};
       let missed = 0;
       scopes.forEach((scope, i) => {
         const result = outcomes[i]!;
@@ -188,6 +193,8 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         if (scope.watermark !== undefined && oldestReadable > scope.watermark + MINUTE) {
           missed = Math.max(missed, (Math.min(oldestReadable, newestSettled + MINUTE) - scope.watermark - MINUTE) / MINUTE);
         }
+        const endpoint = endpointOf(scope);
+        const bad = () => badValues.set(endpoint, (badValues.get(endpoint) ?? 0) + 1);
         const labelsOf = (value: string | undefined) => [scope.client.account.name, scope.filter.name, scope.dimension, value ?? TOTAL];
         for (const ts of fresh) {
           for (const [value, rowMetrics] of merged.get(ts)!) {
@@ -195,7 +202,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
             const key = labelKey(labels);
             for (const spec of specs) {
               if (!spec.counter) continue;
-              const count = readValue(rowMetrics, spec.key, 'count', bad);
+              const count = readValue(rowMetrics, spec.key, 'count', ts === gaugeTs ? noop : bad);
               if (count === undefined) continue;
               let entry = scope.counters.get(key);
               if (!entry) {
@@ -231,10 +238,12 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
           if (entry.totals.size === 0) scope.counters.delete(key);
         }
       }
-      if (badValues > 0) {
-        metrics.parseErrors.inc({ api: 'conviva_realtime', endpoint: 'real-time-metrics/custom-selection' }, badValues);
-        ctx.log.warn({ values: badValues }, 'skipped non-numeric upstream values');
+      let badTotal = 0;
+      for (const [endpoint, n] of badValues) {
+        metrics.parseErrors.inc({ api: 'conviva_realtime', endpoint }, n);
+        badTotal += n;
       }
+      if (badTotal > 0) ctx.log.warn({ values: badTotal }, 'skipped non-numeric upstream values');
       if (missed > 0) {
         metrics.bucketsMissed.inc({ collector: name }, missed);
         ctx.log.warn({ buckets: missed }, 'settled buckets fell out of the 15-minute real-time window before they could be counted');
