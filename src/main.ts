@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { App, VERSION } from './app.js';
+import { App, ListenError, VERSION } from './app.js';
 import { ConfigError, loadConfigFile, type Config } from './config/load.js';
 import { parseListenAddress } from './config/listen.js';
 import { createLogger } from './logger.js';
 import { parseFaults } from './simulator/faults.js';
 import { Simulator } from './simulator/server.js';
+import { SOURCES } from './sources/index.js';
 
 // The only file that reads process.env or calls process.exit.
 
@@ -50,7 +51,7 @@ async function simulate(argv: string[]): Promise<number> {
     faults: values.faults ? parseFaults(JSON.parse(values.faults)) : undefined,
   });
   const url = await sim.listen(addr.host || '127.0.0.1', addr.port);
-  console.error(JSON.stringify({ level: 'info', msg: 'simulator listening', url, conviva: sim.convivaUrl, admin: `${url}/_admin/faults` }));
+  console.error(JSON.stringify({ level: 'info', msg: 'simulator listening', url, sources: [...sim.fakes.keys()], admin: `${url}/_admin/faults` }));
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
@@ -99,13 +100,17 @@ async function main(argv: string[]): Promise<number> {
   const env: Record<string, string | undefined> = { ...process.env };
   if (values.demo) {
     sim = new Simulator({});
-    const url = await sim.listen('127.0.0.1', 0);
-    env.CONVIVA_SIMULATOR_URL = url;
+    env.SIMULATOR_URL = await sim.listen('127.0.0.1', 0);
   }
   const load = (): Config => {
     const cfg = loadConfigFile(configPath, env);
     // In demo mode every source points at the simulator, whatever the file says.
-    if (sim && cfg.sources.conviva) cfg.sources.conviva.base_url = sim.convivaUrl;
+    if (sim) {
+      for (const source of SOURCES) {
+        const block = cfg.sources[source.name];
+        if (block !== undefined) cfg.sources[source.name] = source.useSimulator(block, sim.url);
+      }
+    }
     return cfg;
   };
 
@@ -133,12 +138,17 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const log = createLogger(values['log.level'] ?? config.log.level);
-  const app = new App({ config, log });
+  const logLevel = values['log.level'] ?? config.log.level;
+  const log = createLogger(logLevel);
 
   if (values.once) {
+    const app = new App({ config, log });
     const ok = await app.runOnce();
-    const text = await app.exposition();
+    const text = await app.text();
+    // A reader that stops early (`| head`) closes the pipe: that is not an error of ours.
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') log.error({ err: e }, 'cannot write to stdout');
+    });
     await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
     await app.stop();
     await sim?.close();
@@ -146,10 +156,25 @@ async function main(argv: string[]): Promise<number> {
     return ok ? 0 : 1;
   }
 
-  await app.start(listen);
+  let fatal: (code: number) => void = (code) => process.exit(code);
+  const app = new App({ config, log, engine: 'worker', logLevel, onFatal: (code) => fatal(code) });
+  try {
+    await app.start(listen);
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    log.fatal({ address: e.address, code: e.code }, e.message);
+    await app.stop();
+    await sim?.close();
+    log.flush();
+    return 1;
+  }
   if (sim) log.info({ simulator: sim.url }, 'demo mode: all sources point at the embedded simulator');
 
   return new Promise<number>((resolve) => {
+    fatal = (code) => {
+      log.flush();
+      resolve(code);
+    };
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) return;
@@ -169,7 +194,7 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGHUP', () => {
       try {
         const next = load();
-        void app.reload(next);
+        app.reload(next).catch((err: unknown) => log.error({ err }, 'configuration reload failed'));
       } catch (e) {
         const problems = e instanceof ConfigError ? e.problems : [(e as Error).message];
         log.error({ problems, file: configPath }, 'configuration reload failed: keeping the running configuration');

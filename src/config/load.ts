@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import type { ResolveContext } from '../engine/source.js';
+import { SOURCES } from '../sources/index.js';
 import { configSchema, type RawConfig } from './schema.js';
 
 /** A config that cannot be used; `problems` are "key.path: reason" lines, in document order. */
@@ -13,17 +15,8 @@ export class ConfigError extends Error {
   }
 }
 
-export interface ConvivaAccount {
-  name: string;
-  clientId: string;
-  clientSecret: string;
-}
-
-export type Config = Omit<RawConfig, 'sources'> & {
-  sources: {
-    conviva?: Omit<NonNullable<RawConfig['sources']['conviva']>, 'accounts'> & { accounts: ConvivaAccount[] };
-  };
-};
+/** A validated config: the shared part, and each configured source's resolved block by source name. */
+export type Config = Omit<RawConfig, 'sources'> & { sources: Record<string, unknown> };
 
 type Env = Record<string, string | undefined>;
 
@@ -33,7 +26,8 @@ export function loadConfigFile(path: string, env: Env): Config {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError([`${path}: cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`]);
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigError([`cannot read file: ${describeErrno(err)}`]);
   }
   return parseConfig(text, env, dirname(resolve(path)));
 }
@@ -136,8 +130,10 @@ function secret(obj: Record<string, unknown>, key: string, at: string, baseDir: 
   return inline ?? '';
 }
 
-function duplicates(names: string[]): string[] {
-  return names.filter((n, i) => names.indexOf(n) !== i);
+/** "no such file or directory (ENOENT)" from a Node errno error. */
+function describeErrno(e: NodeJS.ErrnoException): string {
+  const reason = e.code && e.syscall ? e.message.replace(new RegExp(`^${e.code}: `), '').replace(/, \w+ '.*'$/, '') : e.message;
+  return e.code ? `${reason} (${e.code})` : reason;
 }
 
 function resolveSecrets(raw: RawConfig, _env: Env, baseDir: string): Config {
@@ -147,19 +143,16 @@ function resolveSecrets(raw: RawConfig, _env: Env, baseDir: string): Config {
   if (rest.engine.state_file !== undefined && !isAbsolute(rest.engine.state_file)) {
     out.engine = { ...rest.engine, state_file: resolve(baseDir, rest.engine.state_file) };
   }
-  if (sources.conviva) {
-    const c = sources.conviva;
-    const at = 'sources.conviva';
-    const accounts = c.accounts.map((a, i) => ({
-      name: a.name,
-      clientId: secret(a, 'client_id', `${at}.accounts[${i}]`, baseDir, problems),
-      clientSecret: secret(a, 'client_secret', `${at}.accounts[${i}]`, baseDir, problems),
-    }));
-    for (const d of duplicates(c.accounts.map((a) => a.name))) problems.push(`${at}.accounts: duplicate account name "${d}"`);
-    for (const d of duplicates(c.realtime.filters.map((f) => f.name))) problems.push(`${at}.realtime.filters: duplicate filter name "${d}"`);
-    for (const d of duplicates(c.realtime.group_by)) problems.push(`${at}.realtime.group_by: "${d}" listed twice`);
-    if (c.ca_file !== undefined) c.ca_file = isAbsolute(c.ca_file) ? c.ca_file : resolve(baseDir, c.ca_file);
-    out.sources.conviva = { ...c, accounts };
+  for (const source of SOURCES) {
+    const block = (sources as Record<string, unknown>)[source.name];
+    if (block === undefined) continue;
+    const ctx: ResolveContext = {
+      at: `sources.${source.name}`,
+      secret: (obj, key, at) => secret(obj, key, at, baseDir, problems),
+      path: (p) => (isAbsolute(p) ? p : resolve(baseDir, p)),
+      problem: (at, message) => problems.push(`${at}: ${message}`),
+    };
+    out.sources[source.name] = source.resolve(block, ctx);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return out;

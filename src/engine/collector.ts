@@ -14,6 +14,12 @@ export interface RunContext {
   readonly log: Logger;
   readonly samples: SampleSet;
   readonly guard: CardinalityGuard;
+  /**
+   * Writes every collector's state to the state file now, before a step that cannot be undone
+   * (starting a remote job). Resolves true once the state is on disk, false when no state file is
+   * configured; rejects (StateWriteError) when the write failed.
+   */
+  saveState(): Promise<boolean>;
 }
 
 export interface RunOutcome {
@@ -27,6 +33,18 @@ export interface RunOutcome {
 }
 
 /**
+ * State a collector keeps across a config reload or a restart (counters, watermarks, jobs in
+ * flight), as plain JSON. `version` is the format of `carry()`'s answer: state written under
+ * another version is not handed to `adopt()`.
+ */
+export interface CollectorState {
+  readonly version: number;
+  carry(): unknown;
+  /** Takes over carried state; keeps only what still applies and ignores anything it cannot read. */
+  adopt(state: unknown): void;
+}
+
+/**
  * A collector builds a complete SampleSet per run and throws on failure; the runner logs,
  * sets health metrics and publishes. "No data" is a success with an empty set.
  */
@@ -36,19 +54,10 @@ export interface Collector {
   readonly schedule: string;
   /** Per-run deadline in ms. */
   readonly timeoutMs: number;
-  /** Every family this collector can emit (docs check and duplicate check). */
+  /** The families this collector emits with its configuration (the cardinality guard and series_dropped_total). */
   readonly families: readonly FamilyDef[];
   /** Cardinality guard: label sets per family (default 5000). */
   readonly maxSeriesPerFamily?: number;
   collect(ctx: RunContext): Promise<RunOutcome>;
-  /**
-   * State worth keeping across a config reload or a restart (counters, watermarks), as plain JSON:
-   * handed to the collector of the next config, and written to the state file.
-   */
-  carryState?(): unknown;
-  /**
-   * Takes over carried state (from the previous config, or read back from the state file); keeps
-   * only what still applies and ignores anything it cannot read.
-   */
-  adoptState?(state: unknown): void;
+  readonly state?: CollectorState;
 }

@@ -6,8 +6,7 @@ import type { Collector } from './collector.js';
 import type { CardinalityGuard } from './guard.js';
 import { renderSampleSet } from './render.js';
 import { SampleSet } from './samples.js';
-import type { SelfMetrics } from './self-metrics.js';
-import type { SnapshotStore } from './snapshot.js';
+import type { EngineMetrics } from './self-metrics.js';
 
 export type RunResult = 'success' | 'failure' | 'skipped';
 
@@ -28,17 +27,27 @@ export interface CollectorStatus {
   published: boolean;
 }
 
+/** Where the runner's results go: rendered text of a collector, swapped in whole, or withdrawn. */
+export interface Publisher {
+  publish(collector: string, text: string): Promise<void>;
+  withdraw(collector: string): void;
+}
+
 export interface RunnerOptions {
   collectors: readonly Collector[];
-  store: SnapshotStore;
-  metrics: SelfMetrics;
+  publisher: Publisher;
+  metrics: EngineMetrics;
   log: Logger;
   clock: Clock;
   guard: CardinalityGuard;
   /** A collector that has published nothing for longer than this has its data withdrawn. */
   stalenessMs: number;
+  /** Writes every collector's state now (RunContext.saveState). */
+  saveState: () => Promise<boolean>;
   /** Called after every publish (the state file hangs off this). */
   onPublish?: (collector: string) => void;
+  /** Called whenever a collector's status changes (a run starts or ends, data is withdrawn). */
+  onStatus?: () => void;
 }
 
 interface State {
@@ -71,7 +80,6 @@ export class Runner {
       opts.metrics.collectorRuns.inc({ collector: c.name, result: 'failure' }, 0);
       opts.metrics.collectorSkipped.inc({ collector: c.name }, 0);
       opts.metrics.collectorSeries.set({ collector: c.name }, 0);
-      opts.metrics.bucketsMissed.inc({ collector: c.name }, 0);
     }
   }
 
@@ -93,7 +101,9 @@ export class Runner {
       st.inflight = undefined;
       st.controller = undefined;
       st.status.running = false;
+      this.opts.onStatus?.();
     });
+    this.opts.onStatus?.();
     return st.inflight;
   }
 
@@ -161,7 +171,7 @@ export class Runner {
     for (const [name, st] of this.states) {
       const last = st.status.lastPublishAt;
       if (st.status.published && last !== undefined && now - last > this.opts.stalenessMs) {
-        this.opts.store.withdraw(name);
+        this.opts.publisher.withdraw(name);
         st.status.published = false;
         st.status.series = 0;
         this.opts.metrics.collectorSeries.set({ collector: name }, 0);
@@ -169,6 +179,7 @@ export class Runner {
           { collector: name, lastPublish: new Date(last).toISOString(), stalenessMs: this.opts.stalenessMs },
           'collector data withdrawn: no successful run within the staleness window',
         );
+        this.opts.onStatus?.();
       }
     }
   }
@@ -188,7 +199,7 @@ export class Runner {
   }
 
   private async execute(collector: Collector, st: State): Promise<RunResult> {
-    const { metrics, clock, log, store } = this.opts;
+    const { metrics, clock, log, publisher } = this.opts;
     const name = collector.name;
     const started = clock.now();
     const wallStart = performance.now();
@@ -207,7 +218,15 @@ export class Runner {
       const aborted = new Promise<never>((_, reject) => {
         controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
       });
-      const collecting = collector.collect({ signal: controller.signal, deadline, now: started, log: log.child({ collector: name }), samples, guard: this.opts.guard });
+      const collecting = collector.collect({
+        signal: controller.signal,
+        deadline,
+        now: started,
+        log: log.child({ collector: name }),
+        samples,
+        guard: this.opts.guard,
+        saveState: this.opts.saveState,
+      });
       collecting.catch(() => {}); // settled below, or after an abort
       let outcome;
       try {
@@ -218,31 +237,36 @@ export class Runner {
         await Promise.race([collecting.catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
         throw e;
       }
-      await store.publish(name, renderSampleSet(samples));
+      const text = renderSampleSet(samples);
       const finished = clock.now();
       st.status.published = true;
       st.status.lastPublishAt = finished;
       st.status.series = samples.size;
       metrics.collectorSeries.set({ collector: name }, samples.size);
       if (outcome.newestDataTimestamp !== undefined) metrics.dataNewest.set({ collector: name }, outcome.newestDataTimestamp / 1000);
-      this.opts.onPublish?.(name);
       const errors = outcome.errors ?? [];
+      let result: RunResult;
       if (errors.length > 0) {
         // Partly failed: what succeeded is published, but the collector is not healthy.
         this.recordFailure(st, name, errors[0], errors.length, 'collector run partly failed');
-        return 'failure';
+        result = 'failure';
+      } else {
+        const recovered = st.status.lastResult === 'failure';
+        st.status.lastResult = 'success';
+        st.status.lastSuccessAt = finished;
+        st.status.lastError = undefined;
+        st.status.lastErrorCode = undefined;
+        metrics.collectorUp.set({ collector: name }, 1);
+        metrics.collectorRuns.inc({ collector: name, result: 'success' });
+        metrics.collectorLastSuccess.set({ collector: name }, finished / 1000);
+        log.debug({ collector: name, series: samples.size, durationMs: Math.round(performance.now() - wallStart) }, 'collector run succeeded');
+        if (recovered) log.info({ collector: name }, 'collector recovered');
+        result = 'success';
       }
-      const recovered = st.status.lastResult === 'failure';
-      st.status.lastResult = 'success';
-      st.status.lastSuccessAt = finished;
-      st.status.lastError = undefined;
-      st.status.lastErrorCode = undefined;
-      metrics.collectorUp.set({ collector: name }, 1);
-      metrics.collectorRuns.inc({ collector: name, result: 'success' });
-      metrics.collectorLastSuccess.set({ collector: name }, finished / 1000);
-      log.debug({ collector: name, series: samples.size, durationMs: Math.round(performance.now() - wallStart) }, 'collector run succeeded');
-      if (recovered) log.info({ collector: name }, 'collector recovered');
-      return 'success';
+      // Health metrics first, so the publish carries them together with the data.
+      await publisher.publish(name, text);
+      this.opts.onPublish?.(name);
+      return result;
     } catch (err) {
       this.recordFailure(st, name, err, 1, 'collector run failed');
       this.sweepStale();

@@ -1,15 +1,13 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
+/**
+ * The exporter's own metrics all start with this prefix, whatever source they describe (the
+ * product is conviva-exporter; renaming a family after dashboards and alerts exist breaks them).
+ */
 export const SELF_PREFIX = 'conviva_exporter_';
 
-/** The exporter's own live metrics, in a registry of their own (never prom-client's global one). */
-export function createSelfMetrics(version: string) {
-  const registry = new Registry();
-  // Standard process_* and nodejs_* metrics, unprefixed so common dashboards find them.
-  collectDefaultMetrics({ register: registry });
-  // These three are gauges named *_total, which promtool's lint (rightly) refuses; the handle and
-  // request counts are still there, split by type, as nodejs_active_handles / _requests / _resources.
-  for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(n);
+/** The engine's health metrics, for every collector of every source, in the given registry. */
+export function createEngineMetrics(registry: Registry, version: string) {
   const p = SELF_PREFIX;
   const reg = [registry];
   const buildInfo = new Gauge({
@@ -59,7 +57,7 @@ export function createSelfMetrics(version: string) {
     }),
     dataNewest: new Gauge({
       name: `${p}data_newest_timestamp_seconds`,
-      help: 'Upstream time (bucket start) of the newest data the collector has published.',
+      help: 'Upstream time of the newest data the collector has published (for Conviva, the start of the newest settled bucket).',
       labelNames: ['collector'],
       registers: reg,
     }),
@@ -69,56 +67,20 @@ export function createSelfMetrics(version: string) {
       labelNames: ['family'],
       registers: reg,
     }),
-    bucketsMissed: new Counter({
-      name: `${p}buckets_missed_total`,
-      help: 'Settled one-minute upstream buckets that fell out of the catch-up window before they could be counted (every label set of the collector lost these minutes).',
-      labelNames: ['collector'],
-      registers: reg,
-    }),
+    // Every source parses upstream answers (JSON bodies, CSV rows), so this family is shared.
     parseErrors: new Counter({
       name: `${p}parse_errors_total`,
-      help: 'Upstream rows or values the exporter could not read and skipped.',
+      help: 'Upstream answers, rows or values the exporter could not read and skipped.',
       labelNames: ['api', 'endpoint'],
       registers: reg,
     }),
-    httpRequests: new Counter({
-      name: `${p}http_requests_total`,
-      help: 'Upstream HTTP requests by api, endpoint and status code (code is "error" when no response arrived).',
-      labelNames: ['api', 'endpoint', 'code'],
-      registers: reg,
-    }),
-    httpDuration: new Histogram({
-      name: `${p}http_request_duration_seconds`,
-      help: 'Upstream HTTP request latency, one observation per attempt.',
-      labelNames: ['api', 'endpoint'],
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: reg,
-    }),
-    httpRetries: new Counter({
-      name: `${p}http_retries_total`,
-      help: 'Upstream HTTP requests retried after a network error, a timeout, a 429 or a 5xx.',
-      labelNames: ['api', 'endpoint'],
-      registers: reg,
-    }),
-    httpThrottled: new Counter({
-      name: `${p}http_throttled_total`,
-      help: 'Upstream answers with status 429 (throttled).',
-      labelNames: ['api'],
-      registers: reg,
-    }),
-    budgetWait: new Counter({
-      name: `${p}http_budget_wait_seconds_total`,
-      help: 'Time spent waiting for the client-side request budget.',
-      labelNames: ['api', 'account'],
-      registers: reg,
-    }),
-    budgetExhausted: new Counter({
-      name: `${p}http_budget_exhausted_total`,
-      help: 'Requests abandoned because the request budget had no room before the run deadline.',
-      labelNames: ['api', 'account'],
+    stateWrites: new Counter({
+      name: `${p}state_writes_total`,
+      help: 'Writes of the state file (engine.state_file) by result (success or failure).',
+      labelNames: ['result'],
       registers: reg,
     }),
   };
 }
 
-export type SelfMetrics = ReturnType<typeof createSelfMetrics>;
+export type EngineMetrics = ReturnType<typeof createEngineMetrics>;

@@ -2,11 +2,14 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import type { SelfMetrics } from '../engine/self-metrics.js';
-import { RequestBudget, Semaphore, sleep } from './budget.js';
+import type { Counter } from 'prom-client';
+import { type RequestBudget, Semaphore, sleep } from '../engine/limits.js';
 import { UpstreamError } from './errors.js';
+import type { HttpMetrics } from './metrics.js';
 
-export interface HttpClientOptions {
+/** What a source decides about its HTTP client (from its config). */
+export interface HttpClientSettings {
+  /** Bounded label for metrics and logs: one per upstream API (conviva_realtime, ...). */
   api: string;
   baseUrl: string;
   connectTimeoutMs: number;
@@ -20,7 +23,13 @@ export interface HttpClientOptions {
   caFile?: string;
   /** Largest body read, in bytes; larger answers fail as UPSTREAM_MALFORMED. */
   maxBodyBytes?: number;
-  metrics: SelfMetrics;
+}
+
+/** Settings plus what the engine wires in. */
+export interface HttpClientOptions extends HttpClientSettings {
+  metrics: HttpMetrics;
+  /** The shared parse-error counter: a body that is not JSON counts there. */
+  parseErrors: Counter<'api' | 'endpoint'>;
   log: Logger;
   now?: () => number;
   random?: () => number;
@@ -74,28 +83,18 @@ export class HttpClient {
     this.base = o.baseUrl.replace(/\/+$/, '');
   }
 
-  /** Creates the zero-valued series of an API and its endpoints, so alerts and panels see 0, not nothing. */
+  get api(): string {
+    return this.o.api;
+  }
+
+  /** Creates the zero-valued series of the API and its endpoints, so alerts and panels see 0, not nothing. */
   declareEndpoints(endpoints: readonly string[]): void {
-    const { api, metrics } = this.o;
-    metrics.httpThrottled.inc({ api }, 0);
+    const { api, metrics, parseErrors } = this.o;
+    metrics.throttled.inc({ api }, 0);
     for (const endpoint of endpoints) {
-      metrics.httpRetries.inc({ api, endpoint }, 0);
-      metrics.parseErrors.inc({ api, endpoint }, 0);
+      metrics.retries.inc({ api, endpoint }, 0);
+      parseErrors.inc({ api, endpoint }, 0);
     }
-  }
-
-  /** Creates the zero-valued budget series of an account. */
-  declareAccount(account: string): void {
-    const { api, metrics } = this.o;
-    metrics.budgetWait.inc({ api, account }, 0);
-    metrics.budgetExhausted.inc({ api, account }, 0);
-  }
-
-  /** Removes the budget series of an account that is no longer configured. */
-  forgetAccount(account: string): void {
-    const { api, metrics } = this.o;
-    metrics.budgetWait.remove({ api, account });
-    metrics.budgetExhausted.remove({ api, account });
   }
 
   /** Sends a request and parses a JSON answer; throws UpstreamError for anything but a 2xx JSON body. */
@@ -104,7 +103,7 @@ export class HttpClient {
     try {
       return { status, body: text.length === 0 ? null : JSON.parse(text) };
     } catch (cause) {
-      this.o.metrics.parseErrors.inc({ api: this.o.api, endpoint: opts.endpoint });
+      this.o.parseErrors.inc({ api: this.o.api, endpoint: opts.endpoint });
       throw new UpstreamError('UPSTREAM_MALFORMED', `malformed JSON from ${this.o.api} ${opts.endpoint}`, {
         api: this.o.api, endpoint: opts.endpoint, status, cause,
       });
@@ -122,15 +121,7 @@ export class HttpClient {
       let retryAfterMs: number | undefined;
       let failure: UpstreamError;
       let retryable: boolean;
-      if (opts.budget) {
-        try {
-          const waited = await opts.budget.take(opts.endpoint, opts.deadline, opts.signal);
-          if (waited > 0) metrics.budgetWait.inc({ api, account: opts.budget.account }, waited / 1000);
-        } catch (e) {
-          if (e instanceof UpstreamError && e.code === 'BUDGET_EXHAUSTED') metrics.budgetExhausted.inc({ api, account: opts.budget.account });
-          throw e;
-        }
-      }
+      if (opts.budget) await opts.budget.take(opts.endpoint, opts.deadline, opts.signal);
       const release = await this.semaphore.acquire(opts.signal);
       const t0 = performance.now();
       let statusCode: number | undefined;
@@ -144,12 +135,12 @@ export class HttpClient {
         });
         statusCode = res.statusCode;
         const text = await this.readBody(res.body, opts.endpoint);
-        metrics.httpDuration.observe(labels, (performance.now() - t0) / 1000);
-        metrics.httpRequests.inc({ ...labels, code: String(res.statusCode) });
+        metrics.duration.observe(labels, (performance.now() - t0) / 1000);
+        metrics.requests.inc({ ...labels, code: String(res.statusCode) });
         if (res.statusCode >= 200 && res.statusCode < 300) {
           return { status: res.statusCode, text, headers: res.headers };
         }
-        if (res.statusCode === 429) metrics.httpThrottled.inc({ api });
+        if (res.statusCode === 429) metrics.throttled.inc({ api });
         retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.now());
         failure = new UpstreamError(
           res.statusCode === 429 ? 'UPSTREAM_THROTTLED' : 'UPSTREAM_STATUS',
@@ -159,8 +150,8 @@ export class HttpClient {
         retryable = res.statusCode === 429 || res.statusCode >= 500;
       } catch (e) {
         if (opts.signal.aborted) throw opts.signal.reason;
-        metrics.httpDuration.observe(labels, (performance.now() - t0) / 1000);
-        metrics.httpRequests.inc({ ...labels, code: e instanceof UpstreamError && statusCode !== undefined ? String(statusCode) : 'error' });
+        metrics.duration.observe(labels, (performance.now() - t0) / 1000);
+        metrics.requests.inc({ ...labels, code: e instanceof UpstreamError && statusCode !== undefined ? String(statusCode) : 'error' });
         if (e instanceof UpstreamError) throw e;
         failure = networkError(e, api, opts.endpoint);
         retryable = RETRYABLE_NETWORK.has(causeCode(e));
@@ -173,7 +164,7 @@ export class HttpClient {
       // Equal jitter: half fixed, half random, so retries spread out but never fire at once.
       const delay = retryAfterMs ?? backoff / 2 + this.random() * (backoff / 2);
       if (this.now() + delay >= opts.deadline) throw failure;
-      metrics.httpRetries.inc(labels);
+      metrics.retries.inc(labels);
       this.o.log.debug({ api, endpoint: opts.endpoint, attempt: attempt + 1, delayMs: Math.round(delay), code: failure.code, status: failure.status }, 'retrying upstream request');
       await sleep(delay, opts.signal);
     }

@@ -5,7 +5,6 @@ export type UpstreamErrorCode =
   | 'UPSTREAM_TIMEOUT' // connect, headers or body timeout
   | 'UPSTREAM_NETWORK' // connection refused, reset, DNS, TLS
   | 'UPSTREAM_MALFORMED' // body was not the JSON or shape we expect
-  | 'BUDGET_EXHAUSTED' // client-side request budget could not be had before the deadline
   | 'DEADLINE_EXCEEDED'; // the run's deadline passed
 
 export class UpstreamError extends Error {

@@ -1,19 +1,21 @@
-import { gzipSync } from 'node:zlib';
-import express, { type Request, type Response } from 'express';
-import type { Registry } from 'prom-client';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express from 'express';
 import type { CollectorStatus } from '../engine/runner.js';
-import type { SnapshotStore } from '../engine/snapshot.js';
+import type { Exposition } from './exposition.js';
 import { renderLandingPage } from './landing.js';
 
 export interface ServerDeps {
-  store: SnapshotStore;
-  registry: Registry;
+  exposition: Exposition;
   status: () => CollectorStatus[];
   ready: () => boolean;
   version: string;
 }
 
-const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const METRICS_HEADERS = {
+  'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+  'Cache-Control': 'no-store',
+  Vary: 'Accept-Encoding',
+};
 
 /** True when the client accepts gzip with a non-zero q-value. */
 export function acceptsGzip(header: string | undefined): boolean {
@@ -26,28 +28,31 @@ export function acceptsGzip(header: string | undefined): boolean {
   });
 }
 
-/** The HTTP face: /metrics serves pre-rendered bytes plus live self-metrics; health, readiness, landing page. */
-export function createServer(deps: ServerDeps): express.Express {
+// Scrapers send the same Accept-Encoding every time: remember the few answers.
+const gzipCache = new Map<string, boolean>();
+function wantsGzip(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  let v = gzipCache.get(header);
+  if (v === undefined) {
+    v = acceptsGzip(header);
+    if (gzipCache.size < 64) gzipCache.set(header, v);
+  }
+  return v;
+}
+
+function isMetrics(req: IncomingMessage): boolean {
+  const url = req.url ?? '';
+  return (req.method === 'GET' || req.method === 'HEAD') && (url === '/metrics' || url.startsWith('/metrics?'));
+}
+
+/**
+ * The HTTP face. /metrics is answered straight from node:http with the pre-rendered parts (no
+ * framework, no rendering, no copy); health, readiness and the landing page go through express.
+ */
+export function createRequestListener(deps: ServerDeps): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-
-  app.get('/metrics', async (req: Request, res: Response) => {
-    const snapshot = deps.store.current();
-    // Self-metrics are small and live; the data part was rendered and gzipped at publish time.
-    const self = await deps.registry.metrics();
-    res.setHeader('Content-Type', CONTENT_TYPE);
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Vary', 'Accept-Encoding');
-    if (acceptsGzip(req.headers['accept-encoding'])) {
-      res.setHeader('Content-Encoding', 'gzip');
-      res.end(Buffer.concat([snapshot.gzip, gzipSync(self, { level: 1 })]));
-    } else {
-      // Two writes, no copy of the (possibly many-MiB) snapshot buffer.
-      res.write(snapshot.text);
-      res.end(self);
-    }
-  });
 
   app.get('/-/healthy', (_req, res) => {
     res.type('text/plain').send('Healthy\n');
@@ -69,5 +74,12 @@ export function createServer(deps: ServerDeps): express.Express {
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('Not found\n');
   });
-  return app;
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    if (isMetrics(req)) {
+      deps.exposition.write(res, wantsGzip(req.headers['accept-encoding']), METRICS_HEADERS, req.method === 'HEAD');
+      return;
+    }
+    app(req, res);
+  };
 }

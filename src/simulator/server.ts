@@ -2,24 +2,20 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { systemClock, type Clock } from '../engine/clock.js';
-import { ConvivaSim, type SimAccount } from './conviva.js';
-import { defaultDimensions } from './data.js';
+import type { AnySource } from '../engine/source.js';
+import { SOURCES } from '../sources/index.js';
+import type { Fake } from './fake.js';
 import { FaultSwitch, parseFaults, type FaultRule } from './faults.js';
 
 export interface SimulatorOptions {
   seed?: number;
   clock?: Clock;
-  /** Conviva accounts (Basic auth); two demo accounts by default. */
-  accounts?: SimAccount[];
-  /** Values of the open-ended dimensions (asn, city, asset). */
+  /** Values of the open-ended dimensions (asn, city, asset, ...). */
   dimensionCardinality?: number;
   faults?: FaultRule[];
+  /** Whose fakes to mount (default: every source). */
+  sources?: readonly AnySource[];
 }
-
-export const DEMO_ACCOUNTS: SimAccount[] = [
-  { name: 'demo', clientId: 'demo-client', clientSecret: 'demo-secret' },
-  { name: 'demo-eu', clientId: 'demo-eu-client', clientSecret: 'demo-eu-secret' },
-];
 
 export interface RequestLogEntry {
   method: string;
@@ -28,25 +24,28 @@ export interface RequestLogEntry {
   status: number;
 }
 
-/** A fake of the upstream APIs with a clock, fault switches and an admin endpoint. */
+/** A fake of every source's upstream API on one server, with a clock, fault switches and an admin endpoint. */
 export class Simulator {
   readonly faults = new FaultSwitch();
-  readonly conviva: ConvivaSim;
   readonly app: express.Express;
+  /** Each source's fake, by source name. */
+  readonly fakes = new Map<string, Fake>();
   /** Every request answered, newest last (bounded), for tests that count calls. */
   readonly requests: RequestLogEntry[] = [];
   private server: Server | undefined;
 
   constructor(readonly options: SimulatorOptions = {}) {
-    const clock = options.clock ?? systemClock;
-    this.conviva = new ConvivaSim({
-      seed: options.seed ?? 42,
-      clock,
-      accounts: options.accounts ?? DEMO_ACCOUNTS,
-      dimensions: defaultDimensions(options.dimensionCardinality ?? 50),
-    });
+    const fakeOptions = { seed: options.seed ?? 42, clock: options.clock ?? systemClock, cardinality: options.dimensionCardinality ?? 50 };
+    for (const s of options.sources ?? SOURCES) this.fakes.set(s.name, s.fake(fakeOptions));
     if (options.faults) this.faults.set(options.faults);
     this.app = this.buildApp();
+  }
+
+  /** The fake of one source (tests reach into it to compute what it served). */
+  fake<F extends Fake>(source: string): F {
+    const f = this.fakes.get(source);
+    if (!f) throw new Error(`the simulator has no fake for ${source}`);
+    return f as F;
   }
 
   /** Listens on host:port (port 0 picks a free one); resolves to the base URL. */
@@ -57,16 +56,12 @@ export class Simulator {
     return this.url;
   }
 
+  /** Base URL of every fake API (each source's base_url is this host). */
   get url(): string {
     if (!this.server) throw new Error('simulator is not listening');
     const a = this.server.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     return `http://${host}:${a.port}`;
-  }
-
-  /** Base URL of the Conviva Metrics V3 API. */
-  get convivaUrl(): string {
-    return `${this.url}/insights/3.0`;
   }
 
   async close(): Promise<void> {
@@ -80,9 +75,10 @@ export class Simulator {
   private buildApp(): express.Express {
     const app = express();
     app.disable('x-powered-by');
-    app.use(express.json({ limit: '1mb' }));
 
-    app.get('/_admin/faults', (_req, res) => {
+    const admin = express.Router();
+    admin.use(express.json({ limit: '1mb' }));
+    admin.get('/faults', (_req, res) => {
       res.json(this.faults.list());
     });
     const setFaults = (replace: boolean) => (req: Request, res: Response) => {
@@ -95,15 +91,16 @@ export class Simulator {
         res.status(400).json({ message: (e as Error).message });
       }
     };
-    app.put('/_admin/faults', setFaults(true));
-    app.post('/_admin/faults', setFaults(false));
-    app.delete('/_admin/faults', (_req, res) => {
+    admin.put('/faults', setFaults(true));
+    admin.post('/faults', setFaults(false));
+    admin.delete('/faults', (_req, res) => {
       this.faults.clear();
       res.json([]);
     });
-    app.get('/_admin/requests', (_req, res) => {
+    admin.get('/requests', (_req, res) => {
       res.json(this.requests);
     });
+    app.use('/_admin', admin);
 
     app.use((req: Request, res: Response, next: NextFunction) => {
       res.on('finish', () => {
@@ -131,7 +128,11 @@ export class Simulator {
       else go();
     });
 
-    app.use('/insights/3.0', (req, res) => this.conviva.handle(req, res, req.path));
+    const fakes = express.Router();
+    // Non-GET fakes (InVision starts, IntelePeer queries) read JSON bodies.
+    fakes.use(express.json({ limit: '1mb' }));
+    for (const f of this.fakes.values()) f.mount(fakes);
+    app.use(fakes);
     app.use((_req, res) => {
       res.status(404).json({ message: 'not found' });
     });

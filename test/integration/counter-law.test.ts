@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { find, value } from '../helpers/exposition.js';
-import { labelSets, settledSum } from '../helpers/expected.js';
-import { MINUTE, T0, startStack, type Stack } from '../helpers/stack.js';
+import { labelSets, settledSum } from '../conviva/expected.js';
+import { MINUTE, T0, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
 import type { FaultRule } from '../../src/simulator/faults.js';
 
 let stack: Stack | undefined;

@@ -1,8 +1,11 @@
+import type { Config } from '../../src/config/load.js';
+import type { ConvivaConfig } from '../../src/sources/conviva/config.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { find, value } from '../helpers/exposition.js';
-import { labelSets, settledSum, settledValue } from '../helpers/expected.js';
-import { MINUTE, T0, startStack, type Stack } from '../helpers/stack.js';
+import { convivaFake, labelSets, settledSum, settledValue } from '../conviva/expected.js';
+import { MINUTE, T0, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
 
+const conviva = (c: Config) => c.sources.conviva as ConvivaConfig;
 const SETTLED_AT_T0 = T0 - 30_000 - 2 * MINUTE; // 19:58:00, the newest settled bucket at 20:00:30
 const C = 'conviva_realtime';
 
@@ -64,9 +67,9 @@ describe('conviva real-time collector against the simulator', () => {
     await stack.run();
     const partialTs = SETTLED_AT_T0 + MINUTE; // 19:59, still filling in at 20:00:30
     const ls = { account: 'demo', filter: 'all', dimension: 'device_os', value: 'iOS' };
-    const served = stack.sim.conviva.rows('demo', { dimensions: new Map() }, stack.sim.conviva.dimension('device-os'))
+    const served = convivaFake(stack.sim).rows('demo', { dimensions: new Map() }, convivaFake(stack.sim).dimension('device-os'))
       .find((r) => r.value === 'iOS')!;
-    const { servedValues } = await import('../../src/simulator/data.js');
+    const { servedValues } = await import('../../src/sources/conviva/fake-data.js');
     const partial = servedValues(served.scope, partialTs, T0).attempts;
     const final = settledValue(stack.sim, ls, partialTs, 'attempts');
     expect(partial).toBeLessThan(final); // the simulator did serve a partial bucket
@@ -223,7 +226,7 @@ describe('conviva real-time collector against the simulator', () => {
   it('splits more than 12 metrics over several requests per scope and merges them', async () => {
     stack = await startStack({
       mutate: (c) => {
-        const rt = c.sources.conviva!.realtime;
+        const rt = conviva(c).realtime;
         rt.metrics = ['attempts', 'plays', 'concurrent-plays', 'unique-devices', 'video-start-failures', 'video-playback-failures', 'exit-before-video-starts',
           'rebuffering-ratio', 'connection-induced-rebuffering-ratio', 'bitrate', 'framerate', 'video-start-time', 'video-restart-time', 'ended-plays'];
         rt.filters = [{ name: 'all' }];
@@ -242,7 +245,7 @@ describe('conviva real-time collector against the simulator', () => {
   });
 
   it('drops series past max_series_per_metric and counts them', async () => {
-    stack = await startStack({ mutate: (c) => (c.sources.conviva!.realtime.max_series_per_metric = 10) });
+    stack = await startStack({ mutate: (c) => (conviva(c).realtime.max_series_per_metric = 10) });
     const { samples } = await stack.run();
     expect(find(samples, 'conviva_attempts')).toHaveLength(10);
     expect(find(samples, 'conviva_attempts_total')).toHaveLength(10);
@@ -259,8 +262,8 @@ describe('config reload', () => {
     await s.run();
     expect(s.app.runner.ready()).toBe(true);
     const next = structuredClone(s.config);
-    next.sources.conviva!.realtime.group_by = ['device-os']; // the appVersion scope goes away
-    next.sources.conviva!.realtime.filters[1] = { name: 'ios', dimensions: { device_os: ['iOS', 'tvOS'] } }; // changed filter
+    conviva(next).realtime.group_by = ['device-os']; // the appVersion scope goes away
+    conviva(next).realtime.filters[1] = { name: 'ios', dimensions: { device_os: ['iOS', 'tvOS'] } }; // changed filter
     await s.app.reload(next);
     expect(s.app.runner.ready()).toBe(true);
     expect(logsWith(s, 'configuration reloaded')).toHaveLength(1);

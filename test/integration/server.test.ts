@@ -2,7 +2,7 @@ import { gunzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseExposition, value } from '../helpers/exposition.js';
-import { MINUTE, startStack, type Stack } from '../helpers/stack.js';
+import { MINUTE, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
 
 let stack: Stack | undefined;
 afterEach(async () => {

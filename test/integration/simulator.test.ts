@@ -15,7 +15,7 @@ afterAll(async () => {
 });
 
 async function get(path: string, headers: Record<string, string> = auth) {
-  const res = await fetch(`${sim.convivaUrl}${path}`, { headers });
+  const res = await fetch(`${sim.url}/insights/3.0${path}`, { headers });
   const text = await res.text();
   let body: unknown;
   try {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { find, value } from '../helpers/exposition.js';
-import { labelSets, settledSum } from '../helpers/expected.js';
-import { MINUTE, T0, startStack, type Stack } from '../helpers/stack.js';
+import { labelSets, settledSum } from '../conviva/expected.js';
+import { MINUTE, T0, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
 
 const SETTLED_AT_T0 = T0 - 30_000 - 2 * MINUTE;
 const stacks: Stack[] = [];
@@ -22,7 +22,7 @@ describe('state file', () => {
     await first.run();
     await first.close();
     stacks.pop();
-    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ version: 1, collectors: { conviva_realtime: { version: 1 } } });
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ version: 2, collectors: { conviva_realtime: { version: 1, state: { scopes: expect.any(Array) } } } });
 
     // Three minutes later a new process starts from the file.
     const second = await startStack({ start: T0 + 4 * MINUTE, mutate: (c) => (c.engine.state_file = path) });

@@ -3,6 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfigFile } from '../../src/config/load.js';
 import { parseDuration } from '../../src/config/duration.js';
+import type { ConvivaConfig } from '../../src/sources/conviva/config.js';
+
+const conviva = (c: { sources: Record<string, unknown> }) => c.sources.conviva as ConvivaConfig;
 
 const dir = fileURLToPath(new URL('../fixtures/config/', import.meta.url));
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -25,7 +28,9 @@ const BAD: Record<string, string[]> = {
     'sources.conviva.realtime.metrics[1]: must be one of: attempts, plays, concurrent-plays, unique-devices, video-start-failures, video-playback-failures, exit-before-video-starts, rebuffering-ratio, connection-induced-rebuffering-ratio, bitrate, framerate, video-start-time, video-restart-time, ended-plays',
   ],
   'bad-duration.yml': ['sources.conviva.realtime.timeout: invalid duration "50 seconds": expected a duration such as 30s, 5m or 1h30m'],
-  'bad-cron.yml': ['sources.conviva.realtime.schedule: invalid cron expression'],
+  'bad-cron.yml': ['sources.conviva.realtime.schedule: invalid cron expression "61 * * * *": minute field "61" is out of range 0-59'],
+  'bad-timeout-over-schedule.yml': ['sources.conviva.realtime.timeout: must be shorter than the shortest interval of schedule "* * * * *" (1m): a run must end before the next one is due'],
+  'bad-base-url-path.yml': ['sources.conviva.base_url: is the API host, such as https://api.conviva.com; the exporter adds /insights/3.0 itself'],
   'bad-filter-id-with-dimensions.yml': ['sources.conviva.realtime.filters[1]: filter_id cannot be combined with dimensions or tags (Conviva answers 400)'],
   'bad-env-unset.yml': ['sources.conviva.accounts[0].client_id: environment variable CONVIVA_TEST_UNSET_VAR is not set'],
   'bad-secret-file-missing.yml': ['sources.conviva.accounts[0].client_secret_file: cannot read does-not-exist.txt (ENOENT)'],
@@ -71,8 +76,8 @@ describe('config fixtures', () => {
     const c = loadConfigFile(`${dir}ok-minimal.yml`, {});
     expect(c.server.listen_address).toBe(':19440');
     expect(c.engine).toEqual({ staleness: 300_000, shutdown_grace: 10_000, series_idle_timeout: 3_600_000 });
-    const cv = c.sources.conviva!;
-    expect(cv.base_url).toBe('https://api.conviva.com/insights/3.0');
+    const cv = conviva(c);
+    expect(cv.base_url).toBe('https://api.conviva.com');
     expect(cv.accounts).toEqual([{ name: 'prod', clientId: 'abc', clientSecret: 's3cret' }]);
     expect(cv.realtime).toMatchObject({ enabled: true, schedule: '* * * * *', timeout: 50_000, settle_delay: 60_000, group_by: [], filters: [{ name: 'all' }], max_series_per_metric: 5000 });
     expect(cv.realtime.metrics).toContain('bitrate');
@@ -80,8 +85,8 @@ describe('config fixtures', () => {
 
   it('expands ${ENV}, ${ENV:-default} and $$, and reads *_file secrets relative to the config', () => {
     const c = loadConfigFile(`${dir}ok-secrets-from-files-and-env.yml`, { CONVIVA_CLIENT_ID: 'from-env' });
-    const cv = c.sources.conviva!;
-    expect(cv.base_url).toBe('https://api.conviva.com/insights/3.0');
+    const cv = conviva(c);
+    expect(cv.base_url).toBe('https://api.conviva.com');
     expect(cv.accounts[0]).toEqual({ name: 'prod', clientId: 'from-env', clientSecret: 's3cret-from-file' });
     expect(cv.realtime.filters[1]).toEqual({ name: 'beta', tags: { appVersion: ['5$beta'] } });
     expect(cv.realtime.timeout).toBe(25_000);
@@ -94,9 +99,9 @@ describe('config fixtures', () => {
   });
 
   it('loads config/demo.yml', () => {
-    const c = loadConfigFile(`${root}config/demo.yml`, { CONVIVA_SIMULATOR_URL: 'http://127.0.0.1:1' });
-    expect(c.sources.conviva!.accounts.map((a) => a.name)).toEqual(['demo', 'demo-eu']);
-    expect(c.sources.conviva!.realtime.group_by).toEqual(['device-os', 'cdn', 'geo-country-code', 'dimension-tag/appVersion']);
+    const c = loadConfigFile(`${root}config/demo.yml`, { SIMULATOR_URL: 'http://127.0.0.1:1' });
+    expect(conviva(c).accounts.map((a) => a.name)).toEqual(['demo', 'demo-eu']);
+    expect(conviva(c).realtime.group_by).toEqual(['device-os', 'cdn', 'geo-country-code', 'dimension-tag/appVersion']);
   });
 });
 

@@ -4,7 +4,8 @@ import { defineFamily } from '../../src/engine/family.js';
 import { CardinalityGuard } from '../../src/engine/guard.js';
 import { escapeLabelValue, renderSampleSet } from '../../src/engine/render.js';
 import { SampleSet } from '../../src/engine/samples.js';
-import { SnapshotStore } from '../../src/engine/snapshot.js';
+import { makePart } from '../../src/engine/part.js';
+import { Exposition } from '../../src/server/exposition.js';
 import { acceptsGzip } from '../../src/server/server.js';
 
 const fam = defineFamily({ name: 'x_things', help: 'Things.\nWith a \\ backslash.', type: 'gauge', unit: 'count', source: 'test', labelNames: ['a', 'b'] });
@@ -34,17 +35,17 @@ describe('rendering', () => {
   });
 });
 
-describe('snapshot store', () => {
-  it('serves the concatenation of every collector, plain and as multi-member gzip', async () => {
-    const store = new SnapshotStore();
-    await store.publish('b', 'b_metric 2\n');
-    await store.publish('a', 'a_metric 1\n');
-    expect(store.current().text.toString()).toBe('a_metric 1\nb_metric 2\n');
-    expect(gunzipSync(store.current().gzip).toString()).toBe('a_metric 1\nb_metric 2\n');
-    await store.publish('a', 'a_metric 3\n');
-    expect(store.current().text.toString()).toBe('a_metric 3\nb_metric 2\n');
-    expect(store.withdraw('b')).toBe(true);
-    expect(gunzipSync(store.current().gzip).toString()).toBe('a_metric 3\n');
+describe('exposition', () => {
+  it('serves data parts by name, then self-metrics parts, plain and as multi-member gzip', async () => {
+    const ex = new Exposition();
+    ex.update([await makePart('self/engine', 'e_metric 9\n')], []);
+    ex.update([await makePart('data/b', 'b_metric 2\n')], []);
+    ex.update([await makePart('data/a', 'a_metric 1\n')], []);
+    expect(ex.text()).toBe('a_metric 1\nb_metric 2\ne_metric 9\n');
+    expect(gunzipSync(ex.gzip()).toString()).toBe('a_metric 1\nb_metric 2\ne_metric 9\n');
+    ex.update([await makePart('data/a', 'a_metric 3\n')], ['data/b']);
+    expect(ex.text()).toBe('a_metric 3\ne_metric 9\n');
+    expect(gunzipSync(ex.gzip()).toString()).toBe('a_metric 3\ne_metric 9\n');
   });
 });
 

@@ -2,8 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSelfMetrics } from '../../src/engine/self-metrics.js';
-import { RequestBudget } from '../../src/http/budget.js';
+import { Registry } from 'prom-client';
+import { createBudgetMetrics, RequestBudget } from '../../src/engine/limits.js';
+import { createEngineMetrics } from '../../src/engine/self-metrics.js';
+import { createHttpMetrics } from '../../src/http/metrics.js';
 import { HttpClient, parseRetryAfter } from '../../src/http/client.js';
 import { UpstreamError } from '../../src/http/errors.js';
 
@@ -28,12 +30,14 @@ async function serve(statuses: number[], headers: Record<string, string> = {}): 
 }
 
 function client(baseUrl: string, over: Partial<ConstructorParameters<typeof HttpClient>[0]> = {}) {
-  const metrics = createSelfMetrics('t');
+  const registry = new Registry();
+  const metrics = createHttpMetrics(registry);
   return {
     metrics,
     http: new HttpClient({
       api: 'test', baseUrl, connectTimeoutMs: 500, headersTimeoutMs: 500, bodyTimeoutMs: 500,
       maxRetries: 3, retryBaseDelayMs: 1, retryMaxDelayMs: 5, concurrency: 2, metrics, log: pino({ level: 'silent' }),
+      parseErrors: createEngineMetrics(registry, 't').parseErrors,
       ...over,
     }),
   };
@@ -49,7 +53,7 @@ describe('HttpClient', () => {
     expect(err).toBeInstanceOf(UpstreamError);
     expect(err).toMatchObject({ code: 'UPSTREAM_STATUS', status: 503, api: 'test', endpoint: 'x' });
     expect(s.hits()).toBe(4);
-    expect((await metrics.httpRetries.get()).values[0]!.value).toBe(3);
+    expect((await metrics.retries.get()).values[0]!.value).toBe(3);
     await http.close();
   });
 
@@ -74,7 +78,7 @@ describe('HttpClient', () => {
     const { http, metrics } = client(s.url);
     await expect(http.json(opts(2_000))).rejects.toMatchObject({ code: 'UPSTREAM_THROTTLED', status: 429 });
     expect(s.hits()).toBe(1);
-    expect((await metrics.httpThrottled.get()).values[0]!.value).toBe(1);
+    expect((await metrics.throttled.get()).values[0]!.value).toBe(1);
     await http.close();
   });
 
@@ -102,9 +106,11 @@ describe('HttpClient', () => {
 describe('RequestBudget', () => {
   it('spends its per-minute allowance, then waits, then refuses past the deadline', async () => {
     let now = 0;
-    const b = new RequestBudget('api', 'acct', 60, () => now); // one a second
+    const metrics = createBudgetMetrics(new Registry());
+    const b = new RequestBudget('api', 'acct', 60, () => now, metrics); // one a second
     for (let i = 0; i < 60; i++) expect(await b.take('e', 10_000)).toBe(0);
-    await expect(b.take('e', 500)).rejects.toMatchObject({ code: 'BUDGET_EXHAUSTED' });
+    await expect(b.take('e', 500)).rejects.toMatchObject({ code: 'BUDGET_EXHAUSTED', api: 'api', account: 'acct' });
+    expect((await metrics.exhausted.get()).values).toEqual([{ labels: { api: 'api', account: 'acct' }, value: 1 }]);
     now += 2_000; // two seconds refill two requests
     expect(await b.take('e', 10_000)).toBe(0);
     expect(await b.take('e', 10_000)).toBe(0);

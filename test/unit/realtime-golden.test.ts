@@ -3,10 +3,11 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { ManualClock } from '../../src/engine/clock.js';
+import { Registry, Counter } from 'prom-client';
 import { CardinalityGuard } from '../../src/engine/guard.js';
 import { Runner } from '../../src/engine/runner.js';
-import { createSelfMetrics } from '../../src/engine/self-metrics.js';
-import { SnapshotStore } from '../../src/engine/snapshot.js';
+import { createEngineMetrics } from '../../src/engine/self-metrics.js';
+import type { ConvivaConfig } from '../../src/sources/conviva/config.js';
 import { createRealtimeCollector, type RealtimeSource } from '../../src/sources/conviva/realtime.js';
 import type { RealtimeQuery } from '../../src/sources/conviva/client.js';
 
@@ -41,19 +42,21 @@ sources:
       {},
       '.',
     );
-    const metrics = createSelfMetrics('test');
+    const metrics = createEngineMetrics(new Registry(), 'test');
     const source = recordedSource();
     const clock = new ManualClock(Date.UTC(2026, 10, 23, 20, 0, 30));
-    const collector = createRealtimeCollector({ clients: [source], config: config.sources.conviva!.realtime, metrics });
-    const store = new SnapshotStore();
+    const bucketsMissed = new Counter({ name: 'missed_total', help: 'h', labelNames: ['collector'], registers: [] });
+    const collector = createRealtimeCollector({ clients: [source], config: (config.sources.conviva as ConvivaConfig).realtime, engine: metrics, bucketsMissed });
+    let text = '';
     const lines: Array<Record<string, unknown>> = [];
     const log = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
     const runner = new Runner({
-      collectors: [collector], store, metrics, log, clock, stalenessMs: 300_000,
+      collectors: [collector], metrics, log, clock, stalenessMs: 300_000,
+      publisher: { publish: async (_name, t) => void (text = t), withdraw: () => {} },
+      saveState: async () => false,
       guard: new CardinalityGuard(() => 100, 3_600_000, () => {}),
     });
     expect(await runner.run('conviva_realtime')).toBe('success');
-    const text = store.current().text.toString('utf8');
     const golden = new URL('realtime.golden.prom', dir);
     if (process.env.UPDATE_GOLDEN) writeFileSync(golden, text);
     expect(text).toBe(readFileSync(golden, 'utf8'));

@@ -1,6 +1,11 @@
 import type { HttpClient } from '../../http/client.js';
-import { RequestBudget } from '../../http/budget.js';
-import type { ConvivaAccount } from '../../config/load.js';
+import type { RequestBudget } from '../../engine/limits.js';
+import type { ConvivaAccount } from './config.js';
+
+/** Metrics V3 lives under this path of the API host (base_url). */
+export const INSIGHTS_PATH = '/insights/3.0';
+/** The `api` label of the real-time API's requests, budget and errors. */
+export const REALTIME_API = 'conviva_realtime';
 
 /** Endpoint labels (route templates) of the real-time API, for metrics. */
 export const REALTIME_ENDPOINT = 'real-time-metrics/custom-selection';
@@ -23,21 +28,17 @@ export interface RealtimeQuery {
 /** Conviva Metrics V3 for one account: paths, Basic auth, and that account's request budget. */
 export class ConvivaClient {
   private readonly auth: string;
-  readonly realtimeBudget: RequestBudget;
 
   constructor(
     private readonly http: HttpClient,
     readonly account: ConvivaAccount,
-    realtimePerMinute: number,
-    now: () => number,
+    private readonly realtimeBudget: RequestBudget,
   ) {
     // Basic auth on every request (Conviva's documented scheme); the header is redacted from logs.
     this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
-    this.realtimeBudget = new RequestBudget('conviva_realtime', account.name, realtimePerMinute, now);
-    http.declareAccount(account.name);
   }
 
-  /** GET real-time-metrics/custom-selection[/group-by/{dim}] with PT1M buckets; returns the parsed JSON. */
+  /** GET /insights/3.0/real-time-metrics/custom-selection[/group-by/{dim}] with PT1M buckets; returns the parsed JSON. */
   async realtime(q: RealtimeQuery): Promise<unknown> {
     const query: Record<string, string | number | string[]> = {
       metric: [...q.metrics],
@@ -47,7 +48,7 @@ export class ConvivaClient {
     if (q.filter.filterId !== undefined) query.filter_id = q.filter.filterId;
     for (const [dim, values] of Object.entries(q.filter.dimensions ?? {})) query[dim] = values;
     for (const [tag, values] of Object.entries(q.filter.tags ?? {})) query[`tag_${tag}`] = values;
-    let path = `/${REALTIME_ENDPOINT}`;
+    let path = `${INSIGHTS_PATH}/${REALTIME_ENDPOINT}`;
     let endpoint = REALTIME_ENDPOINT;
     if (q.groupBy) {
       path += `/group-by/${q.groupBy.split('/').map(encodeURIComponent).join('/')}`;

@@ -1,6 +1,9 @@
-import { minuteValues, type MinuteValues } from '../../src/simulator/data.js';
-import type { RequestFilter } from '../../src/simulator/conviva.js';
+import { minuteValues, type MinuteValues } from '../../src/sources/conviva/fake-data.js';
+import type { ConvivaFake, RequestFilter } from '../../src/sources/conviva/fake.js';
 import type { Simulator } from '../../src/simulator/server.js';
+
+/** The simulator's Conviva fake. */
+export const convivaFake = (sim: Simulator) => sim.fake<ConvivaFake>('conviva');
 
 export const FILTERS: Record<string, RequestFilter> = {
   all: { dimensions: new Map() },
@@ -22,8 +25,8 @@ export function labelSets(sim: Simulator, account: string, filters: string[], di
   const out: LabelSet[] = [];
   for (const filter of filters) {
     for (const dimension of dimensions) {
-      const group = GROUPS[dimension] ? sim.conviva.dimension(GROUPS[dimension]!) : undefined;
-      for (const r of sim.conviva.rows(account, FILTERS[filter]!, group)) out.push({ account, filter, dimension, value: r.value ?? 'total' });
+      const group = GROUPS[dimension] ? convivaFake(sim).dimension(GROUPS[dimension]!) : undefined;
+      for (const r of convivaFake(sim).rows(account, FILTERS[filter]!, group)) out.push({ account, filter, dimension, value: r.value ?? 'total' });
     }
   }
   return out;
@@ -31,8 +34,8 @@ export function labelSets(sim: Simulator, account: string, filters: string[], di
 
 /** The settled value the simulator serves for one label set and minute. */
 export function settledValue(sim: Simulator, ls: LabelSet, ts: number, key: keyof MinuteValues): number {
-  const group = GROUPS[ls.dimension] ? sim.conviva.dimension(GROUPS[ls.dimension]!) : undefined;
-  const row = sim.conviva.rows(ls.account, FILTERS[ls.filter]!, group).find((r) => (r.value ?? 'total') === ls.value);
+  const group = GROUPS[ls.dimension] ? convivaFake(sim).dimension(GROUPS[ls.dimension]!) : undefined;
+  const row = convivaFake(sim).rows(ls.account, FILTERS[ls.filter]!, group).find((r) => (r.value ?? 'total') === ls.value);
   if (!row) throw new Error(`no row for ${JSON.stringify(ls)}`);
   return minuteValues(row.scope, ts)[key];
 }

@@ -1,15 +1,23 @@
-import type { Request, Response } from 'express';
-import { PATH_ALIASES } from '../sources/conviva/catalogue.js';
-import type { Clock } from '../engine/clock.js';
+import type { Request, Response, Router } from 'express';
+import type { Clock } from '../../engine/clock.js';
+import type { Fake, FakeOptions } from '../../simulator/fake.js';
+import { PATH_ALIASES } from './catalogue.js';
+import { INSIGHTS_PATH } from './client.js';
 import {
-  SAVED_FILTERS, servedValues, weights, type BucketScope, type DimensionSpec, type MinuteValues,
-} from './data.js';
+  defaultDimensions, SAVED_FILTERS, servedValues, weights, type BucketScope, type DimensionSpec, type MinuteValues,
+} from './fake-data.js';
 
 export interface SimAccount {
   name: string;
   clientId: string;
   clientSecret: string;
 }
+
+/** The accounts the fake knows (Basic auth): the demo config and the tests use them. */
+export const DEMO_ACCOUNTS: SimAccount[] = [
+  { name: 'demo', clientId: 'demo-client', clientSecret: 'demo-secret' },
+  { name: 'demo-eu', clientId: 'demo-eu-client', clientSecret: 'demo-eu-secret' },
+];
 
 export interface ConvivaSimOptions {
   seed: number;
@@ -63,11 +71,19 @@ export interface RequestFilter {
   dimensions: Map<string, string[]>;
 }
 
-/** The Conviva Metrics V3 half of the simulator. */
-export class ConvivaSim {
+/** Conviva's fake: Metrics V3 (real-time, historical, _meta) under /insights/3.0. */
+export class ConvivaFake implements Fake {
   private readonly weightCache = new Map<string, Map<string, number>>();
 
   constructor(private readonly o: ConvivaSimOptions) {}
+
+  static create(opts: FakeOptions): ConvivaFake {
+    return new ConvivaFake({ seed: opts.seed, clock: opts.clock, accounts: DEMO_ACCOUNTS, dimensions: defaultDimensions(opts.cardinality) });
+  }
+
+  mount(router: Router): void {
+    router.use(INSIGHTS_PATH, (req, res) => this.handle(req, res, req.path));
+  }
 
   /** Authenticates a request; undefined when the credentials are wrong. */
   authenticate(req: Request): SimAccount | undefined {

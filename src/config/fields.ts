@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { explainCron, minIntervalMs } from './cron.js';
+import { parseDuration } from './duration.js';
+
+// Building blocks of every config block: durations, schedules, names, secrets.
+
+/** A Prometheus-style duration ("500ms", "30s", "1h30m") with a default; parsed to milliseconds. */
+export const duration = (def: string) =>
+  z
+    .string({ error: 'expected a duration such as 30s, 5m or 1h30m' })
+    .default(def)
+    .transform((s, ctx) => {
+      const ms = parseDuration(s);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `invalid duration "${s}": expected a duration such as 30s, 5m or 1h30m` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+/** A node-cron expression with a default; a bad one is refused naming the field and why. */
+export const schedule = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .superRefine((s, ctx) => {
+      const why = explainCron(s);
+      if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
+    });
+
+/**
+ * Refuses a run timeout that is not shorter than the shortest gap between two runs of the
+ * schedule: a run must end before the next one is due (or that one is skipped, every time).
+ */
+export function checkRunFits(o: { schedule: string; timeout: number }, ctx: z.RefinementCtx): void {
+  if (explainCron(o.schedule) !== undefined) return; // reported on `schedule` already
+  const interval = minIntervalMs(o.schedule);
+  if (o.timeout >= interval) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['timeout'],
+      message: `must be shorter than the shortest interval of schedule "${o.schedule}" (${formatMs(interval)}): a run must end before the next one is due`,
+    });
+  }
+}
+
+function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+const LABEL_SAFE = /^[A-Za-z0-9_.:-]+$/;
+/** A name that becomes a label value: letters, digits, _ . : or -. */
+export const name = z.string().regex(LABEL_SAFE, 'must be letters, digits, _ . : or -');
+
+/** A secret given inline or as a file path (exactly one; the source's resolve reads the file). */
+export function secretPair<K extends string>(key: K) {
+  return {
+    [key]: z.string().min(1, 'must not be empty').optional(),
+    [`${key}_file`]: z.string().min(1, 'must not be empty').optional(),
+  } as Record<K | `${K}_file`, z.ZodOptional<z.ZodString>>;
+}
+
+/** Names listed more than once. */
+export function duplicates(names: readonly string[]): string[] {
+  return [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
+}

@@ -1,0 +1,305 @@
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { Config } from '../config/load.js';
+import { HttpClient } from '../http/client.js';
+import { createHttpMetrics, type HttpMetrics } from '../http/metrics.js';
+import { SOURCES } from '../sources/index.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Collector } from './collector.js';
+import { dataPart, ENGINE_SELF_PART, makePart, type PartSink } from './part.js';
+import { CardinalityGuard } from './guard.js';
+import { createBudgetMetrics, RequestBudget, type BudgetMetrics } from './limits.js';
+import { Runner, type CollectorStatus } from './runner.js';
+import { createEngineMetrics, type EngineMetrics } from './self-metrics.js';
+import type { AnySource, SourceServices } from './source.js';
+import { StateFile, type VersionedState } from './state-file.js';
+
+export interface EngineOptions {
+  config: Config;
+  log: Logger;
+  sink: PartSink;
+  version: string;
+  clock?: Clock;
+  sources?: readonly AnySource[];
+}
+
+const DEFAULT_MAX_SERIES = 5000;
+/** Self-metrics are rendered at most this often (and at each publish). */
+const SELF_RENDER_MS = 1000;
+
+interface Pipeline {
+  config: Config;
+  runner: Runner;
+  collectors: Collector[];
+  http: HttpClient[];
+}
+
+/**
+ * Everything but the HTTP server: builds each configured source's collectors, runs them on their
+ * schedules, renders and gzips what they publish and the exporter's own metrics, keeps the durable
+ * state, and reloads. It runs on a worker thread in production (src/engine/worker.ts), so the
+ * thread that serves /metrics never waits on it; tests and --once run it in-process.
+ */
+export class Engine {
+  readonly registry = new Registry();
+  readonly metrics: EngineMetrics;
+  readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly sources: readonly AnySource[];
+  private readonly httpMetrics: HttpMetrics;
+  private readonly budgetMetrics: BudgetMetrics;
+  private readonly sourceSelf = new Map<string, unknown>();
+  private readonly budgets = new Map<string, RequestBudget>();
+  private readonly stateFile: StateFile | undefined;
+  private pipeline: Pipeline;
+  private started = false;
+  private changes: Promise<void> = Promise.resolve();
+  private selfTimer: NodeJS.Timeout | undefined;
+  private selfChain: Promise<void> = Promise.resolve();
+  private lastSelfText: string | undefined;
+  private selfPending = false;
+  /** Called whenever a collector's status changes. */
+  onStatus: () => void = () => {};
+
+  constructor(private readonly opts: EngineOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log;
+    this.sources = opts.sources ?? SOURCES;
+    this.metrics = createEngineMetrics(this.registry, opts.version);
+    this.httpMetrics = createHttpMetrics(this.registry);
+    this.budgetMetrics = createBudgetMetrics(this.registry);
+    for (const s of this.sources) if (s.selfMetrics) this.sourceSelf.set(s.name, s.selfMetrics(this.registry));
+    this.pipeline = this.buildPipeline(opts.config);
+    // The state file's path is read at start-up only (a reload keeps the file it started with).
+    const path = opts.config.engine.state_file;
+    if (path) {
+      this.stateFile = new StateFile(path, this.log, () => this.carriedState(), (ok) => this.metrics.stateWrites.inc({ result: ok ? 'success' : 'failure' }));
+      this.metrics.stateWrites.inc({ result: 'success' }, 0);
+      this.metrics.stateWrites.inc({ result: 'failure' }, 0);
+      const saved = this.stateFile.load();
+      for (const c of this.pipeline.collectors) {
+        const s = saved[c.name];
+        if (!c.state || !s) continue;
+        if (s.version !== c.state.version) {
+          this.log.warn({ collector: c.name, found: s.version, expected: c.state.version }, 'saved collector state has another format version: starting the collector clean');
+          continue;
+        }
+        c.state.adopt(s.state);
+      }
+    }
+  }
+
+  get config(): Config {
+    return this.pipeline.config;
+  }
+
+  get runner(): Runner {
+    return this.pipeline.runner;
+  }
+
+  status(): CollectorStatus[] {
+    return this.runner.status();
+  }
+
+  ready(): boolean {
+    return this.runner.ready();
+  }
+
+  /** Starts the schedules, the self-metrics refresh and a first run of every collector. */
+  start(): void {
+    this.started = true;
+    this.runner.start();
+    void this.runner.runAll();
+    this.selfTimer = setInterval(() => this.refreshSelf(), SELF_RENDER_MS);
+    this.selfTimer.unref();
+    this.refreshSelf();
+  }
+
+  /** Runs every collector once; true when all succeeded. */
+  runOnce(): Promise<boolean> {
+    return this.runner.runAll();
+  }
+
+  /** Writes every collector's state now; false when no state file is configured. */
+  async saveState(): Promise<boolean> {
+    if (!this.stateFile) return false;
+    await this.stateFile.save();
+    return true;
+  }
+
+  /**
+   * Swaps in a new config: schedules stop, in-flight runs finish (within the grace period), a new
+   * pipeline starts, taking over counters, watermarks and readiness wherever a collector's scope
+   * is unchanged. Reloads run one after another, never two at once.
+   */
+  reload(config: Config): Promise<void> {
+    const next = this.changes.then(() => this.swap(config));
+    this.changes = next.catch(() => {});
+    return next;
+  }
+
+  /** Stops schedules, lets in-flight runs finish within the grace period, writes the state. */
+  stop(): Promise<void> {
+    const next = this.changes.then(async () => {
+      this.started = false;
+      if (this.selfTimer) clearInterval(this.selfTimer);
+      await this.runner.stop(this.config.engine.shutdown_grace);
+      await this.saveState().catch(() => {}); // logged by the state file
+      await Promise.all(this.pipeline.http.map((h) => h.close()));
+      await this.selfChain;
+    });
+    this.changes = next.catch(() => {});
+    return next;
+  }
+
+  /** Renders and publishes the engine's metrics now (tests and --once; served copies refresh each second). */
+  flushSelf(): Promise<void> {
+    return this.serially(async () => {
+      const text = await this.registry.metrics();
+      this.lastSelfText = text;
+      this.opts.sink.update([await makePart(ENGINE_SELF_PART, text)], []);
+    });
+  }
+
+  private async swap(config: Config): Promise<void> {
+    const old = this.pipeline;
+    await old.runner.stop(config.engine.shutdown_grace);
+    await Promise.all(old.http.map((h) => h.close()));
+    this.pipeline = this.buildPipeline(config, old);
+    this.pipeline.runner.inherit(old.runner);
+    for (const c of this.pipeline.collectors) {
+      const before = old.collectors.find((o) => o.name === c.name);
+      if (before?.state && c.state && before.state.version === c.state.version) c.state.adopt(before.state.carry());
+    }
+    const keep = new Set(this.runner.collectorNames);
+    const gone = old.runner.collectorNames.filter((n) => !keep.has(n));
+    if (gone.length > 0) this.opts.sink.update([], gone.map(dataPart));
+    for (const name of gone) {
+      for (const m of [this.metrics.collectorUp, this.metrics.collectorDuration, this.metrics.collectorLastSuccess, this.metrics.collectorSkipped, this.metrics.collectorSeries, this.metrics.dataNewest]) {
+        m.remove({ collector: name });
+      }
+      for (const result of ['success', 'failure']) this.metrics.collectorRuns.remove({ collector: name, result });
+    }
+    if (this.started) {
+      this.runner.start();
+      void this.runner.runAll();
+    }
+    this.log.info({ collectors: this.runner.collectorNames }, 'configuration reloaded');
+    this.onStatus();
+    this.refreshSelf();
+  }
+
+  private buildPipeline(config: Config, previous?: Pipeline): Pipeline {
+    const http: HttpClient[] = [];
+    const budgetsAsked = new Set<string>();
+    const collectors: Collector[] = [];
+    for (const source of this.sources) {
+      const block = config.sources[source.name];
+      if (block === undefined) continue;
+      const services: SourceServices = {
+        log: this.log.child({ source: source.name }),
+        clock: this.clock,
+        engine: this.metrics,
+        httpClient: (settings) => {
+          const client = new HttpClient({
+            ...settings,
+            metrics: this.httpMetrics,
+            parseErrors: this.metrics.parseErrors,
+            log: this.log.child({ api: settings.api }),
+            now: () => this.clock.now(),
+          });
+          http.push(client);
+          return client;
+        },
+        budget: (api, account, perMinute) => {
+          const key = `${api}\u0000${account}`;
+          budgetsAsked.add(key);
+          let b = this.budgets.get(key);
+          if (!b || b.perMinute !== perMinute) {
+            b = new RequestBudget(api, account, perMinute, () => this.clock.now(), this.budgetMetrics);
+            this.budgets.set(key, b);
+          }
+          return b;
+        },
+      };
+      collectors.push(...source.build(block, services, this.sourceSelf.get(source.name)));
+    }
+    for (const [key, b] of this.budgets) {
+      if (!budgetsAsked.has(key)) {
+        b.forget();
+        this.budgets.delete(key);
+      }
+    }
+    const limits = new Map<string, number>();
+    for (const c of collectors) for (const f of c.families) limits.set(f.name, c.maxSeriesPerFamily ?? DEFAULT_MAX_SERIES);
+    // series_dropped_total lists the families this config collects, and no others.
+    for (const c of previous?.collectors ?? []) for (const f of c.families) if (!limits.has(f.name)) this.metrics.seriesDropped.remove({ family: f.name });
+    for (const name of limits.keys()) this.metrics.seriesDropped.inc({ family: name }, 0);
+    const guard = new CardinalityGuard(
+      (family) => limits.get(family) ?? DEFAULT_MAX_SERIES,
+      config.engine.series_idle_timeout,
+      (family, n) => this.metrics.seriesDropped.inc({ family }, n),
+    );
+    const runner = new Runner({
+      collectors,
+      publisher: {
+        publish: (collector, text) => this.publish(collector, text),
+        withdraw: (collector) => {
+          this.opts.sink.update([], [dataPart(collector)]);
+          this.refreshSelf();
+        },
+      },
+      metrics: this.metrics,
+      log: this.log,
+      clock: this.clock,
+      guard,
+      stalenessMs: config.engine.staleness,
+      saveState: () => this.saveState(),
+      onPublish: () => void this.saveState().catch(() => {}), // a failed write is logged and counted by the state file
+      onStatus: () => {
+        this.onStatus();
+        this.refreshSelf();
+      },
+    });
+    return { config, runner, collectors, http };
+  }
+
+  /**
+   * A collector's data and the engine's metrics (whose health series just changed), swapped in
+   * together. Every update that carries the engine's metrics goes through one queue, so an older
+   * rendering never replaces a newer one.
+   */
+  private publish(collector: string, text: string): Promise<void> {
+    const data = makePart(dataPart(collector), text);
+    return this.serially(async () => {
+      const selfText = await this.registry.metrics();
+      this.lastSelfText = selfText;
+      this.opts.sink.update([await data, await makePart(ENGINE_SELF_PART, selfText)], []);
+    });
+  }
+
+  /** Re-renders the engine's metrics soon (coalesced), publishing them only when they changed. */
+  private refreshSelf(): void {
+    if (this.selfPending) return;
+    this.selfPending = true;
+    void this.serially(async () => {
+      this.selfPending = false;
+      const text = await this.registry.metrics();
+      if (text === this.lastSelfText) return;
+      this.lastSelfText = text;
+      this.opts.sink.update([await makePart(ENGINE_SELF_PART, text)], []);
+    });
+  }
+
+  private serially(fn: () => Promise<void>): Promise<void> {
+    const p = this.selfChain.then(fn);
+    this.selfChain = p.catch((err: unknown) => this.log.error({ err }, 'publishing to the exposition failed'));
+    return p;
+  }
+
+  private carriedState(): Record<string, VersionedState> {
+    const out: Record<string, VersionedState> = {};
+    for (const c of this.pipeline.collectors) if (c.state) out[c.name] = { version: c.state.version, state: c.state.carry() };
+    return out;
+  }
+}

@@ -1,0 +1,198 @@
+import type { FamilyDef } from './family.js';
+import type { CardinalityGuard } from './guard.js';
+import { labelKey, type SampleSet } from './samples.js';
+
+/**
+ * The settled-bucket ledger: exactly-once counting over an upstream that serves fixed-size time
+ * buckets (one minute for Conviva) which keep filling in for a while and can be read back only so
+ * far. Per scope (one upstream query: account, filter, dimension, ...) it keeps a watermark, the
+ * start of the newest bucket already counted, and the running totals per label set and counter
+ * family. A run plans which buckets to ask for, fetches, settles the answer against the
+ * watermark, adds the fresh buckets and commits; a re-read, a retry or an overlapping window
+ * never adds a bucket twice, and a failed run leaves the scope as it was, so the next run reads the
+ * missed buckets again while the upstream still serves them.
+ */
+export interface LedgerOptions {
+  /** Bucket length in ms. */
+  bucketMs: number;
+  /** How many buckets back the upstream still serves, the current (filling) one included. */
+  reach: number;
+  /** A bucket is final (settled) once it ended at least this long ago. */
+  settleMs: number;
+}
+
+/** Where the buckets stand at one instant; all values are bucket starts (epoch ms). */
+export interface LedgerWindow {
+  /** The bucket that contains `now`. */
+  current: number;
+  /** The newest settled bucket. */
+  newestSettled: number;
+  /** The oldest bucket the upstream still serves. */
+  oldestReadable: number;
+}
+
+/** What a scope should count from one answer. */
+export interface Settlement {
+  /** Settled buckets newer than the watermark, oldest first: count each once, then commit them. */
+  fresh: number[];
+  /** The newest settled bucket in the answer (what gauges show), if any. */
+  newest?: number;
+  /** Buckets owed to the counters that the upstream no longer serves (lost for every label set of the scope). */
+  missed: number;
+}
+
+interface Entry {
+  labels: readonly string[];
+  totals: Map<FamilyDef, number>;
+}
+
+/** One scope's watermark and running totals. */
+export class LedgerScope {
+  watermark: number | undefined;
+  readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly o: LedgerOptions) {}
+
+  /** The oldest bucket a run should ask for, and how many buckets that is back from the current one, inclusive. */
+  plan(w: LedgerWindow): { from: number; buckets: number } {
+    const b = this.o.bucketMs;
+    // From the oldest bucket still owed to the counters, and never later than the newest settled
+    // bucket, which the gauges show even when the counters owe nothing (a re-read).
+    const owed = this.watermark === undefined ? w.newestSettled : Math.max(this.watermark + b, w.oldestReadable);
+    const from = Math.min(owed, w.newestSettled);
+    return { from, buckets: Math.min(this.o.reach, Math.max(1, (w.current - from) / b + 1)) };
+  }
+
+  /**
+   * Settles the bucket starts of an answer against the watermark. A scope seen for the first time
+   * counts only its newest settled bucket: a counter starts at the count of the first bucket seen.
+   */
+  settle(received: Iterable<number>, w: LedgerWindow): Settlement {
+    const b = this.o.bucketMs;
+    const settled = [...received].filter((ts) => ts <= w.newestSettled).sort((x, y) => x - y);
+    if (settled.length === 0) return { fresh: [], missed: 0 };
+    const newest = settled[settled.length - 1]!;
+    const wm = this.watermark;
+    const fresh = wm === undefined ? [newest] : settled.filter((ts) => ts > wm);
+    const missed = wm !== undefined && w.oldestReadable > wm + b ? (Math.min(w.oldestReadable, w.newestSettled + b) - wm - b) / b : 0;
+    return { fresh, newest, missed };
+  }
+
+  /**
+   * Adds `value` to the running total of (labels, family). A label set new to the family first asks
+   * the guard for a place; refused, nothing is added. Returns whether the value was added.
+   */
+  add(labels: readonly string[], family: FamilyDef, value: number, guard: CardinalityGuard, now: number): boolean {
+    const key = labelKey(labels);
+    let entry = this.entries.get(key);
+    const had = entry?.totals.get(family);
+    if (had === undefined && !guard.admit(family.name, key, now)) return false;
+    if (!entry) {
+      entry = { labels, totals: new Map() };
+      this.entries.set(key, entry);
+    }
+    entry.totals.set(family, (had ?? 0) + value);
+    return true;
+  }
+
+  /** Moves the watermark past the buckets just counted. */
+  commit(fresh: readonly number[]): void {
+    if (fresh.length > 0) this.watermark = Math.max(this.watermark ?? -Infinity, fresh[fresh.length - 1]!);
+  }
+}
+
+interface CarriedScope {
+  key: string;
+  watermark: number | null;
+  counters: Array<{ labels: string[]; totals: Record<string, number> }>;
+}
+
+/** A ledger of scopes by key. The collector declares its scopes; state of other scopes is dropped. */
+export class SettledLedger {
+  /** Version of the carried-state format. */
+  static readonly STATE_VERSION = 1;
+  private readonly scopes = new Map<string, LedgerScope>();
+
+  constructor(
+    readonly options: LedgerOptions,
+    /** Counter families this ledger may hold, by name, to restore carried totals. */
+    private readonly families: readonly FamilyDef[],
+  ) {}
+
+  window(now: number): LedgerWindow {
+    const b = this.options.bucketMs;
+    const current = Math.floor(now / b) * b;
+    return {
+      current,
+      newestSettled: Math.floor((now - b - this.options.settleMs) / b) * b,
+      oldestReadable: current - (this.options.reach - 1) * b,
+    };
+  }
+
+  /** The scope with this identity (created on first use). A scope's key changes when what it asks for changes. */
+  scope(key: string): LedgerScope {
+    let s = this.scopes.get(key);
+    if (!s) {
+      s = new LedgerScope(this.options);
+      this.scopes.set(key, s);
+    }
+    return s;
+  }
+
+  /**
+   * Adds every running total to the samples, whether or not its label set had data this run. A
+   * total whose place the guard gave away (idle too long, then refused) is dropped.
+   */
+  emit(samples: SampleSet, guard: CardinalityGuard, now: number): void {
+    for (const scope of this.scopes.values()) {
+      for (const [key, entry] of scope.entries) {
+        for (const [family, total] of entry.totals) {
+          if (guard.admit(family.name, key, now)) samples.add(family, entry.labels, total);
+          else entry.totals.delete(family);
+        }
+        if (entry.totals.size === 0) scope.entries.delete(key);
+      }
+    }
+  }
+
+  /** Plain JSON: per scope its watermark and totals, family names for keys. */
+  carry(): { scopes: CarriedScope[] } {
+    return {
+      scopes: [...this.scopes].map(([key, sc]) => ({
+        key,
+        watermark: sc.watermark ?? null,
+        counters: [...sc.entries.values()].map((e) => ({ labels: [...e.labels], totals: Object.fromEntries([...e.totals].map(([f, v]) => [f.name, v])) })),
+      })),
+    };
+  }
+
+  /**
+   * Takes over carried state for the scopes declared so far (same key: same query), read
+   * defensively: it may come from a file written by another version. Totals must be finite and
+   * non-negative, labels must fit the family.
+   */
+  adopt(state: unknown): void {
+    const scopes = (state as { scopes?: unknown } | null)?.scopes;
+    if (!Array.isArray(scopes)) return;
+    const byName = new Map(this.families.map((f) => [f.name, f]));
+    for (const raw of scopes as Array<Record<string, unknown> | null>) {
+      if (typeof raw?.key !== 'string') continue;
+      const scope = this.scopes.get(raw.key);
+      const wm = raw.watermark;
+      if (!scope || !(wm === null || (typeof wm === 'number' && Number.isFinite(wm))) || !Array.isArray(raw.counters)) continue;
+      scope.watermark = wm ?? undefined;
+      scope.entries.clear();
+      for (const c of raw.counters as Array<Record<string, unknown> | null>) {
+        const labels = c?.labels;
+        const totals = c?.totals;
+        if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string') || !totals || typeof totals !== 'object') continue;
+        const map = new Map<FamilyDef, number>();
+        for (const [name, v] of Object.entries(totals)) {
+          const family = byName.get(name);
+          if (family && family.labelNames.length === labels.length && typeof v === 'number' && Number.isFinite(v) && v >= 0) map.set(family, v);
+        }
+        if (map.size > 0) scope.entries.set(labelKey(labels as string[]), { labels: labels as string[], totals: map });
+      }
+    }
+  }
+}

@@ -1,0 +1,16 @@
+import type { Router } from 'express';
+import type { Clock } from '../engine/clock.js';
+
+/** What every source's fake upstream gets from the simulator. */
+export interface FakeOptions {
+  seed: number;
+  clock: Clock;
+  /** How many values the open-ended dimensions (ASN, city, asset, ...) have. */
+  cardinality: number;
+}
+
+/** One source's fake upstream: routes on the simulator's server, behind its fault switches. */
+export interface Fake {
+  /** Mounts the fake's routes (absolute paths, as the real API has them). */
+  mount(router: Router): void;
+}

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import { checkRunFits, duplicates, duration, name, schedule, secretPair } from '../../config/fields.js';
+import type { ResolveContext } from '../../engine/source.js';
+import { METRIC_PATHS, PATH_ALIASES } from './catalogue.js';
+
+// The `sources.conviva` block. Defaults live here and nowhere else; every object is strict.
+
+const account = z.strictObject({
+  name,
+  ...secretPair('client_id'),
+  ...secretPair('client_secret'),
+});
+
+const filter = z
+  .strictObject({
+    name,
+    filter_id: z.union([z.string().regex(/^\d+$/, 'must be a number'), z.number().int().nonnegative()]).transform(String).optional(),
+    dimensions: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/, 'dimension keys are snake_case, such as device_os'), z.array(z.string()).min(1, 'needs at least one value')).optional(),
+    tags: z.record(z.string().min(1), z.array(z.string()).min(1, 'needs at least one value')).optional(),
+  })
+  .refine((f) => !(f.filter_id !== undefined && (f.dimensions || f.tags)), {
+    message: 'filter_id cannot be combined with dimensions or tags (Conviva answers 400)',
+  });
+
+const GROUP_BY_RE = /^([a-z][a-z0-9-]*|dimension-tag\/[A-Za-z0-9_.-]+)$/;
+
+const realtime = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    schedule: schedule('* * * * *'),
+    timeout: duration('50s'),
+    settle_delay: duration('60s'),
+    metrics: z
+      .array(z.enum([...METRIC_PATHS, ...Object.keys(PATH_ALIASES)] as [string, ...string[]], { error: `must be one of: ${METRIC_PATHS.join(', ')}` }))
+      .min(1, 'needs at least one metric')
+      .default(['attempts', 'plays', 'concurrent-plays', 'video-start-failures', 'rebuffering-ratio', 'bitrate', 'video-start-time', 'exit-before-video-starts', 'video-playback-failures', 'ended-plays']),
+    group_by: z.array(z.string().regex(GROUP_BY_RE, 'expected a kebab-case dimension (device-os) or dimension-tag/<tag>')).default([]),
+    group_limit: z.number().int().min(1).max(500).default(100),
+    filters: z.array(filter).min(1, 'needs at least one filter').default([{ name: 'all' }]),
+    max_series_per_metric: z.number().int().min(1).default(5000),
+  })
+  .superRefine(checkRunFits);
+
+/** Conviva's APIs live under one host; the client adds /insights/3.0 (and later /flow-data). */
+const baseUrl = z
+  .url({ error: 'must be an absolute http(s) URL' })
+  .default('https://api.conviva.com')
+  .refine((u) => !URL.canParse(u) || !/\/insights\/3\.0\/?$/.test(new URL(u).pathname), {
+    message: 'is the API host, such as https://api.conviva.com; the exporter adds /insights/3.0 itself',
+  });
+
+export const convivaConfigSchema = z.strictObject({
+  base_url: baseUrl,
+  ca_file: z.string().optional(),
+  connect_timeout: duration('5s'),
+  request_timeout: duration('20s'),
+  retries: z.number().int().min(0).max(10).default(3),
+  retry_base_delay: duration('500ms'),
+  retry_max_delay: duration('10s'),
+  concurrency: z.number().int().min(1).max(64).default(8),
+  realtime_requests_per_minute: z.number().int().min(1).default(500),
+  accounts: z.array(account).min(1, 'needs at least one account'),
+  realtime: realtime.default(() => realtime.parse({})),
+});
+
+export type ConvivaRawConfig = z.output<typeof convivaConfigSchema>;
+
+export interface ConvivaAccount {
+  name: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+export type ConvivaConfig = Omit<ConvivaRawConfig, 'accounts'> & { accounts: ConvivaAccount[] };
+export type RealtimeConfig = ConvivaConfig['realtime'];
+
+/** Reads the account secrets (inline or *_file) and checks names are unique. */
+export function resolveConvivaConfig(c: ConvivaRawConfig, ctx: ResolveContext): ConvivaConfig {
+  const accounts = c.accounts.map((a, i) => ({
+    name: a.name,
+    clientId: ctx.secret(a, 'client_id', `${ctx.at}.accounts[${i}]`),
+    clientSecret: ctx.secret(a, 'client_secret', `${ctx.at}.accounts[${i}]`),
+  }));
+  for (const d of duplicates(c.accounts.map((a) => a.name))) ctx.problem(`${ctx.at}.accounts`, `duplicate account name "${d}"`);
+  for (const d of duplicates(c.realtime.filters.map((f) => f.name))) ctx.problem(`${ctx.at}.realtime.filters`, `duplicate filter name "${d}"`);
+  for (const d of duplicates(c.realtime.group_by)) ctx.problem(`${ctx.at}.realtime.group_by`, `"${d}" listed twice`);
+  return { ...c, ca_file: c.ca_file === undefined ? undefined : ctx.path(c.ca_file), accounts };
+}
