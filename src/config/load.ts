@@ -52,7 +52,7 @@ export function parseConfig(text: string, env: Env, baseDir: string): Config {
   return resolveSecrets(parsed.data, env, baseDir);
 }
 
-/** "sources.conviva.accounts[0].client_secret" from a zod path. */
+/** "sources.<name>.accounts[0].client_secret" from a zod path. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`;

@@ -4,7 +4,7 @@ import { labelKey, type SampleSet } from './samples.js';
 
 /**
  * The settled-bucket ledger: exactly-once counting over an upstream that serves fixed-size time
- * buckets (one minute for Conviva) which keep filling in for a while and can be read back only so
+ * buckets (one minute, say) which keep filling in for a while and can be read back only so
  * far. Per scope (one upstream query: account, filter, dimension, ...) it keeps a watermark, the
  * start of the newest bucket already counted, and the running totals per label set and counter
  * family. A run plans which buckets to ask for, fetches, settles the answer against the

@@ -57,7 +57,7 @@ export function createEngineMetrics(registry: Registry, version: string) {
     }),
     dataNewest: new Gauge({
       name: `${p}data_newest_timestamp_seconds`,
-      help: 'Upstream time of the newest data the collector has published (for Conviva, the start of the newest settled bucket).',
+      help: 'Upstream time of the newest data the collector has published (for time-bucketed sources, the start of the newest settled bucket).',
       labelNames: ['collector'],
       registers: reg,
     }),

@@ -9,7 +9,7 @@ import type { HttpMetrics } from './metrics.js';
 
 /** What a source decides about its HTTP client (from its config). */
 export interface HttpClientSettings {
-  /** Bounded label for metrics and logs: one per upstream API (conviva_realtime, ...). */
+  /** Bounded label for metrics and logs: one per upstream API (<source>_<api>). */
   api: string;
   baseUrl: string;
   connectTimeoutMs: number;

@@ -1,7 +1,13 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { parseConfig } from '../../src/config/load.js';
+import type { Collector } from '../../src/engine/collector.js';
+import { Engine } from '../../src/engine/engine.js';
+import { defineSource } from '../../src/engine/source.js';
 import { find, value } from '../helpers/exposition.js';
 import { labelSets, settledSum } from '../conviva/expected.js';
 import { MINUTE, T0, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
@@ -61,5 +67,65 @@ describe('state file', () => {
     expect(result).toBe('success');
     const total = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
     expect(value(samples, 'conviva_attempts_total', total)).toBe(value(samples, 'conviva_attempts', total));
+  });
+});
+
+describe('state on demand', () => {
+  /** A source whose collector records a remote job as started, and asks for the state on disk before going on. */
+  function jobSource(seen: { durable?: boolean; onDisk?: unknown }, statePath = '') {
+    const started: string[] = [];
+    const collector: Collector = {
+      name: 'test_jobs',
+      schedule: '* * * * *',
+      timeoutMs: 5000,
+      families: [],
+      state: { version: 7, carry: () => ({ started: [...started] }), adopt: (s) => started.push(...((s as { started: string[] }).started ?? [])) },
+      async collect(ctx) {
+        started.push(`run-${started.length + 1}`);
+        seen.durable = await ctx.saveState();
+        // what is on disk now, before the run has published anything
+        seen.onDisk = seen.durable ? JSON.parse(readFileSync(statePath, 'utf8')) : undefined;
+        return {};
+      },
+    };
+    return defineSource<Record<string, never>, Record<string, never>>({
+      name: 'testjobs',
+      configSchema: z.strictObject({}),
+      resolve: (raw) => raw,
+      families: [],
+      build: () => [collector],
+      fake: () => ({ mount: () => {} }),
+      useSimulator: (c) => c,
+    });
+  }
+
+  it('a collector can have its state written before a step that cannot be undone, atomically, versioned per collector', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'state-')), 'state.json');
+    const seen: { durable?: boolean; onDisk?: unknown } = {};
+    const config = parseConfig(`engine: { state_file: ${path} }\nsources: {}\n`, {}, '/');
+    config.sources.testjobs = {};
+    const log = pino({ level: 'silent' });
+    const engine = new Engine({ config, log, sink: { update: () => {} }, version: 't', sources: [jobSource(seen, path)] });
+    expect(await engine.runner.run('test_jobs')).toBe('success');
+    expect(seen.durable).toBe(true);
+    expect(seen.onDisk).toMatchObject({ version: 2, collectors: { test_jobs: { version: 7, state: { started: ['run-1'] } } } });
+    await engine.stop();
+
+    // a restart adopts it; state of another format version would not be handed over
+    const again: { durable?: boolean; onDisk?: unknown } = {};
+    const second = new Engine({ config, log, sink: { update: () => {} }, version: 't', sources: [jobSource(again, path)] });
+    await second.runner.run('test_jobs');
+    expect(again.onDisk).toMatchObject({ collectors: { test_jobs: { state: { started: ['run-1', 'run-2'] } } } });
+    await second.stop();
+  });
+
+  it('without a state file, saveState answers false and the run goes on', async () => {
+    const seen: { durable?: boolean } = {};
+    const config = parseConfig('sources: {}\n', {}, '/');
+    config.sources.testjobs = {};
+    const engine = new Engine({ config, log: pino({ level: 'silent' }), sink: { update: () => {} }, version: 't', sources: [jobSource(seen)] });
+    expect(await engine.runner.run('test_jobs')).toBe('success');
+    expect(seen.durable).toBe(false);
+    await engine.stop();
   });
 });

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { defineFamily } from '../../src/engine/family.js';
+import { CardinalityGuard } from '../../src/engine/guard.js';
+import { SettledLedger } from '../../src/engine/ledger.js';
+import { SampleSet } from '../../src/engine/samples.js';
+
+const M = 60_000;
+const fam = defineFamily({ name: 'x_events_total', help: 'h', type: 'counter', unit: 'count', source: 't', labelNames: ['k'] });
+const T = Date.UTC(2026, 10, 23, 20, 0, 30); // 30 s into 20:00
+const guard = () => new CardinalityGuard(() => 100, 3_600_000, () => {});
+
+function emitted(ledger: SettledLedger, g = guard()): Record<string, number> {
+  const set = new SampleSet();
+  ledger.emit(set, g, T);
+  return Object.fromEntries((set.families.get(fam) ?? []).map((s) => [s.labels[0], s.value]));
+}
+
+describe('settled-bucket ledger', () => {
+  const opts = { bucketMs: M, reach: 15, settleMs: 60_000 };
+
+  it('knows the newest settled bucket and how far back the upstream still serves', () => {
+    const w = new SettledLedger(opts, [fam]).window(T);
+    expect(w.current).toBe(T - 30_000); // 20:00
+    expect(w.newestSettled).toBe(T - 30_000 - 2 * M); // 19:58: ended a minute ago, plus the settle delay
+    expect(w.oldestReadable).toBe(T - 30_000 - 14 * M);
+  });
+
+  it('a new scope asks for the newest settled bucket only and counts it; later runs ask from the watermark', () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    let w = ledger.window(T);
+    expect(sc.plan(w)).toEqual({ from: w.newestSettled, buckets: 3 });
+    let st = sc.settle([w.newestSettled - M, w.newestSettled, w.newestSettled + M], w); // the newest one still fills in
+    expect(st).toEqual({ fresh: [w.newestSettled], newest: w.newestSettled, missed: 0 });
+    sc.add(['a'], fam, 5, guard(), T);
+    sc.commit(st.fresh);
+    // a re-read of the same minute adds nothing
+    st = sc.settle([w.newestSettled], w);
+    expect(st.fresh).toEqual([]);
+    expect(st.newest).toBe(w.newestSettled);
+    // three minutes later: the three owed minutes, once each
+    w = ledger.window(T + 3 * M);
+    expect(sc.plan(w)).toEqual({ from: w.newestSettled - 2 * M, buckets: 5 });
+    st = sc.settle([w.newestSettled - 3 * M, w.newestSettled - 2 * M, w.newestSettled - M, w.newestSettled], w);
+    expect(st.fresh).toEqual([w.newestSettled - 2 * M, w.newestSettled - M, w.newestSettled]);
+    for (const _ of st.fresh) sc.add(['a'], fam, 1, guard(), T);
+    sc.commit(st.fresh);
+    expect(emitted(ledger)).toEqual({ a: 8 });
+  });
+
+  it('after a long outage asks only for what the upstream still serves, and counts the rest as missed', () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    const w0 = ledger.window(T);
+    sc.commit([w0.newestSettled]);
+    const w = ledger.window(T + 20 * M);
+    expect(sc.plan(w)).toEqual({ from: w.oldestReadable, buckets: 15 });
+    const received = Array.from({ length: 15 }, (_, i) => w.oldestReadable + i * M);
+    const st = sc.settle(received, w);
+    expect(st.missed).toBe(7); // 20 minutes owed, 13 still readable and settled
+    expect(st.fresh).toHaveLength(13);
+  });
+
+  it('refuses a new label set the guard has no place for, and keeps admitted ones', () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    const g = new CardinalityGuard(() => 1, 3_600_000, () => {});
+    expect(sc.add(['a'], fam, 1, g, T)).toBe(true);
+    expect(sc.add(['b'], fam, 1, g, T)).toBe(false);
+    expect(sc.add(['a'], fam, 1, g, T)).toBe(true);
+    expect(emitted(ledger, g)).toEqual({ a: 2 });
+  });
+
+  it('carries watermarks and totals as JSON for declared scopes only, and refuses totals that are not sane', () => {
+    const a = new SettledLedger(opts, [fam]);
+    a.scope('kept').add(['x'], fam, 7, guard(), T);
+    a.scope('kept').commit([T - 150_000]);
+    a.scope('gone').add(['y'], fam, 1, guard(), T);
+    const carried = JSON.parse(JSON.stringify(a.carry())) as { scopes: Array<{ key: string; counters: Array<{ totals: Record<string, number> }> }> };
+    const b = new SettledLedger(opts, [fam]);
+    b.scope('kept');
+    b.adopt(carried);
+    expect(b.scope('kept').watermark).toBe(T - 150_000);
+    expect(emitted(b)).toEqual({ x: 7 });
+    // a negative, non-finite or unknown total, or labels that do not fit, are dropped
+    const c = new SettledLedger(opts, [fam]);
+    c.scope('kept');
+    c.adopt({ scopes: [{ key: 'kept', watermark: 5, counters: [
+      { labels: ['n'], totals: { x_events_total: -1 } },
+      { labels: ['i'], totals: { x_events_total: null } },
+      { labels: ['u'], totals: { other_total: 3 } },
+      { labels: ['too', 'many'], totals: { x_events_total: 3 } },
+      { labels: ['ok'], totals: { x_events_total: 3 } },
+    ] }] });
+    expect(emitted(c)).toEqual({ ok: 3 });
+    c.adopt('garbage');
+    c.adopt({ scopes: [{ key: 'kept', watermark: 'x', counters: [] }] });
+    expect(emitted(c)).toEqual({ ok: 3 });
+  });
+});
