@@ -35,6 +35,11 @@ export const schedule = (def: string) =>
 export function checkRunFits(o: { schedule: string; timeout: number }, ctx: z.RefinementCtx): void {
   if (explainCron(o.schedule) !== undefined) return; // reported on `schedule` already
   const interval = minIntervalMs(o.schedule);
+  if (interval === Infinity) {
+    // node-cron accepts it, then cannot schedule it ("0 0 1 * 1#5": the 1st is never a fifth Monday).
+    ctx.addIssue({ code: 'custom', path: ['schedule'], message: `cron expression "${o.schedule}" never fires` });
+    return;
+  }
   if (o.timeout >= interval) {
     ctx.addIssue({
       code: 'custom',

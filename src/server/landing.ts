@@ -20,10 +20,10 @@ export function renderLandingPage(status: CollectorStatus[], version: string): s
     )
     .join('\n');
   return `<!doctype html>
-<html><head><meta charset="utf-8"><title>Conviva Exporter</title>
+<html><head><meta charset="utf-8"><title>conviva-exporter</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.failure{color:#b00}.success{color:#070}</style>
 </head><body>
-<h1>Conviva Exporter</h1>
+<h1>conviva-exporter</h1>
 <p>Version ${esc(version)}. <a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 <h2>Collectors</h2>
 <table><tr><th>collector</th><th>schedule</th><th>state</th><th>last run</th><th>result</th><th>duration</th><th>last success</th><th>series</th><th>last error</th></tr>

@@ -1,5 +1,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -37,6 +39,38 @@ describe('CLI', () => {
     const r = run(['--config', join(fixtures, 'ok-minimal.yml'), '--check-config']);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('configuration is valid');
+  });
+
+  it('a config file that cannot be read is named once, with the reason', () => {
+    const r = spawnSync(process.execPath, [main, '--config', 'nope.yml'], { encoding: 'utf8', timeout: 60_000, cwd: mkdtempSync(join(tmpdir(), 'ce-')) });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe('nope.yml: cannot read file: no such file or directory (ENOENT)');
+  });
+
+  it('--once piped into a reader that stops early (| head) exits quietly', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ce-'));
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${main}" --demo --once 2>"${dir}/err" | head -c 100 >/dev/null; echo "\${PIPESTATUS[0]}"`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout.trim()).toBe('0');
+    const err = readFileSync(join(dir, 'err'), 'utf8');
+    expect(err).not.toContain('EPIPE');
+    expect(err).not.toMatch(/^\s+at /m);
+  });
+
+  it('a port already taken stops start-up with one clear line, no stack trace', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const r = spawnSync(process.execPath, [main, '--demo', '--web.listen-address', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(1);
+      const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const fatal = lines.filter((l) => l.level === 60);
+      expect(fatal).toHaveLength(1);
+      expect(fatal[0]).toMatchObject({ msg: `cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`, code: 'EADDRINUSE' });
+      expect(r.stderr).not.toMatch(/\s+at /);
+    } finally {
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
   });
 
   it('unknown flags exit 2 with usage', () => {

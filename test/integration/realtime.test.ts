@@ -244,6 +244,19 @@ describe('conviva real-time collector against the simulator', () => {
     expect(value(samples, 'conviva_video_restart_time_seconds', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'video_restart_time'));
   });
 
+  it('series_dropped_total lists the families the config collects, and no others', async () => {
+    stack = await startStack({ mutate: (c) => (conviva(c).realtime.metrics = ['attempts', 'bitrate']) });
+    const { samples } = await stack.run();
+    const families = find(samples, 'conviva_exporter_series_dropped_total').map((s) => s.labels.family).sort();
+    expect(families).toEqual(['conviva_attempts', 'conviva_attempts_total', 'conviva_bitrate_bytes_per_second']);
+    // after a reload that collects less, the families no longer collected are gone
+    const next = structuredClone(stack.config);
+    conviva(next).realtime.metrics = ['bitrate'];
+    await stack.app.reload(next);
+    const after = find(await stack.samples(), 'conviva_exporter_series_dropped_total').map((s) => s.labels.family);
+    expect(after).toEqual(['conviva_bitrate_bytes_per_second']);
+  });
+
   it('drops series past max_series_per_metric and counts them', async () => {
     stack = await startStack({ mutate: (c) => (conviva(c).realtime.max_series_per_metric = 10) });
     const { samples } = await stack.run();

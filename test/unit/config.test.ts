@@ -29,6 +29,7 @@ const BAD: Record<string, string[]> = {
   ],
   'bad-duration.yml': ['sources.conviva.realtime.timeout: invalid duration "50 seconds": expected a duration such as 30s, 5m or 1h30m'],
   'bad-cron.yml': ['sources.conviva.realtime.schedule: invalid cron expression "61 * * * *": minute field "61" is out of range 0-59'],
+  'bad-cron-never.yml': ['sources.conviva.realtime.schedule: cron expression "0 0 1 * 1#5" never fires'],
   'bad-timeout-over-schedule.yml': ['sources.conviva.realtime.timeout: must be shorter than the shortest interval of schedule "* * * * *" (1m): a run must end before the next one is due'],
   'bad-base-url-path.yml': ['sources.conviva.base_url: is the API host, such as https://api.conviva.com; the exporter adds /insights/3.0 itself'],
   'bad-filter-id-with-dimensions.yml': ['sources.conviva.realtime.filters[1]: filter_id cannot be combined with dimensions or tags (Conviva answers 400)'],
