@@ -37,6 +37,8 @@ export interface AppOptions {
 
 /** The engine, wherever it runs. */
 interface EngineHandle {
+  /** Resolves once the collectors are built (at once for an inline engine). */
+  readonly up?: Promise<void>;
   start(): void;
   reload(config: Config): Promise<void>;
   stop(): Promise<void>;
@@ -112,6 +114,7 @@ export class App {
     });
     this.server = server;
     await this.processMetrics.start();
+    await this.handle.up;
     this.handle.start();
     const url = this.url;
     this.log.info({ url, collectors: this.handle.status().map((s) => s.name) }, 'exporter listening');

@@ -20,6 +20,9 @@ export class EngineThread {
   private stopped: (() => void) | undefined;
   private stopping = false;
   private readonly exited: Promise<void>;
+  private markUp: () => void = () => {};
+  /** Resolves once the engine thread has built its collectors and reported their status (or has died). */
+  readonly up: Promise<void> = new Promise((resolve) => (this.markUp = resolve));
 
   constructor(
     config: Config,
@@ -39,6 +42,7 @@ export class EngineThread {
         case 'status':
           this.lastStatus = msg.status;
           this.isReady = msg.ready;
+          this.markUp();
           return;
         case 'reloaded': {
           const r = this.reloads.get(msg.id);
@@ -56,6 +60,7 @@ export class EngineThread {
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('exit', (code) => {
       this.stopped?.();
+      this.markUp();
       if (!this.stopping) {
         this.log.fatal({ code }, 'engine thread exited unexpectedly');
         onExit(code === 0 ? 1 : code);

@@ -1,9 +1,9 @@
 import type { Counter } from 'prom-client';
 import type { Collector, RunContext, RunOutcome } from '../../engine/collector.js';
-import { SettledLedger, type LedgerWindow } from '../../engine/ledger.js';
+import { SettledLedger, type LedgerWindow, type Settlement } from '../../engine/ledger.js';
 import { labelKey } from '../../engine/samples.js';
 import type { EngineMetrics } from '../../engine/self-metrics.js';
-import { metricSpec, type MetricSpec } from './catalogue.js';
+import { metricSpec, type GaugeSpec, type MetricSpec } from './catalogue.js';
 import { REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT, type ConvivaClient } from './client.js';
 import type { RealtimeConfig } from './config.js';
 import { parseTimeSeries, readValue, type Bucket } from './schema.js';
@@ -32,6 +32,17 @@ interface Scope {
   groupBy?: string;
   /** label value for `dimension` */
   dimension: string;
+}
+
+/** One scope's answer, reduced to what the apply step needs. */
+interface ScopeResult {
+  settlement: Settlement;
+  /** Rows of the fresh buckets: the count of each counter spec (undefined when absent or unreadable). */
+  fresh: Array<{ labels: string[]; values: Array<number | undefined> }>;
+  /** Rows of the newest settled bucket: the value of each gauge spec. */
+  gauges: Array<{ labels: string[]; values: Array<number | undefined> }>;
+  /** Non-numeric values met. */
+  bad: number;
 }
 
 export interface RealtimeDeps {
@@ -75,7 +86,9 @@ function mergeChunks(chunks: Bucket[][]): Map<number, Map<string | undefined, Re
 export function createRealtimeCollector(deps: RealtimeDeps): Collector {
   const { config, engine } = deps;
   const specs: MetricSpec[] = config.metrics.map((m) => metricSpec(m)!);
-  const counterFamilies = specs.flatMap((s) => (s.counter ? [s.counter] : []));
+  const counterSpecs = specs.filter((s) => s.counter !== undefined);
+  const counterFamilies = counterSpecs.map((s) => s.counter!);
+  const gaugeSpecs: Array<GaugeSpec & { key: string }> = specs.flatMap((s) => s.gauges.map((g) => ({ ...g, key: s.key })));
   const chunks: string[][] = [];
   const paths = specs.map((s) => s.path);
   for (let i = 0; i < paths.length; i += MAX_METRICS_PER_REQUEST) chunks.push(paths.slice(i, i + MAX_METRICS_PER_REQUEST));
@@ -92,9 +105,15 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
   for (const sc of scopes) ledger.scope(sc.key);
   const labelsOf = (scope: Scope, value: string | undefined) => [scope.client.account.name, scope.filter.name, scope.dimension, value ?? TOTAL];
 
-  /** Fetches every chunk of one scope; all or nothing. */
-  async function fetchScope(scope: Scope, w: LedgerWindow, ctx: RunContext, onSkip: (what: string) => void): Promise<Bucket[][]> {
-    const { buckets } = ledger.scope(scope.key).plan(w);
+  /**
+   * Fetches every chunk of one scope (all or nothing) and reduces the answer at once to the numbers
+   * the apply step needs: the counts of the fresh buckets and the gauge values of the newest one.
+   * The parsed JSON is dropped as soon as a scope's answer is in, so a run holds the answers of the
+   * requests in flight, not of all of them.
+   */
+  async function fetchScope(scope: Scope, w: LedgerWindow, ctx: RunContext, onSkip: (what: string) => void): Promise<ScopeResult> {
+    const ls = ledger.scope(scope.key);
+    const { buckets } = ls.plan(w);
     const endpoint = endpointOf(scope);
     const parts = await Promise.allSettled(
       chunks.map(async (chunk) => {
@@ -117,7 +136,24 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     // Every request of the run has settled before the run ends, so none overlaps the next run.
     const failed = parts.find((p) => p.status === 'rejected');
     if (failed) throw failed.reason;
-    return parts.map((p) => (p as PromiseFulfilledResult<Bucket[]>).value);
+    const merged = mergeChunks(parts.map((p) => (p as PromiseFulfilledResult<Bucket[]>).value));
+    const settlement = ls.settle(merged.keys(), w);
+    const result: ScopeResult = { settlement, fresh: [], gauges: [], bad: 0 };
+    const gaugeTs = settlement.newest;
+    if (gaugeTs === undefined) return result;
+    const bad = () => result.bad++;
+    const noop = () => {};
+    for (const ts of settlement.fresh) {
+      for (const [value, rowMetrics] of merged.get(ts)!) {
+        // A count in the gauges' bucket is read twice (counter and gauge); only the gauge pass
+        // reports it, so each bad value counts once.
+        result.fresh.push({ labels: labelsOf(scope, value), values: counterSpecs.map((spec) => readValue(rowMetrics, spec.key, 'count', ts === gaugeTs ? noop : bad)) });
+      }
+    }
+    for (const [value, rowMetrics] of merged.get(gaugeTs)!) {
+      result.gauges.push({ labels: labelsOf(scope, value), values: gaugeSpecs.map((g) => readValue(rowMetrics, g.key, g.field, bad)) });
+    }
+    return result;
   }
 
   return {
@@ -145,46 +181,36 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
       const errors = outcomes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
       if (errors.length === outcomes.length) throw errors[0];
 
-      // Apply every scope whose requests all succeeded: count the fresh minutes, show the newest.
+      // Apply every scope whose requests all succeeded, in scope order: count the fresh minutes,
+      // show the newest.
       let newest: number | undefined;
-      // Non-numeric values, per endpoint. A count in the gauges' bucket is read twice (counter and
-      // gauge); only the gauge pass reports it, so each bad value counts once.
+      // Non-numeric values, per endpoint.
       const badValues = new Map<string, number>();
-      const noop = () => {};
       let missed = 0;
       scopes.forEach((scope, i) => {
         const result = outcomes[i]!;
         if (result.status === 'rejected') return;
-        const merged = mergeChunks(result.value);
-        const ls = ledger.scope(scope.key);
-        const { fresh, newest: gaugeTs, missed: lost } = ls.settle(merged.keys(), w);
-        if (gaugeTs === undefined) return;
-        newest = newest === undefined ? gaugeTs : Math.max(newest, gaugeTs);
-        missed = Math.max(missed, lost);
+        const { settlement, fresh, gauges, bad } = result.value;
         const endpoint = endpointOf(scope);
-        const bad = () => badValues.set(endpoint, (badValues.get(endpoint) ?? 0) + 1);
-        for (const ts of fresh) {
-          for (const [value, rowMetrics] of merged.get(ts)!) {
-            const labels = labelsOf(scope, value);
-            for (const spec of specs) {
-              if (!spec.counter) continue;
-              const count = readValue(rowMetrics, spec.key, 'count', ts === gaugeTs ? noop : bad);
-              if (count !== undefined) ls.add(labels, spec.counter, count, ctx.guard, ctx.now);
-            }
-          }
+        if (bad > 0) badValues.set(endpoint, (badValues.get(endpoint) ?? 0) + bad);
+        if (settlement.newest === undefined) return;
+        newest = newest === undefined ? settlement.newest : Math.max(newest, settlement.newest);
+        missed = Math.max(missed, settlement.missed);
+        const ls = ledger.scope(scope.key);
+        for (const row of fresh) {
+          row.values.forEach((count, j) => {
+            if (count !== undefined) ls.add(row.labels, counterFamilies[j]!, count, ctx.guard, ctx.now);
+          });
         }
-        ls.commit(fresh);
-        for (const [value, rowMetrics] of merged.get(gaugeTs)!) {
-          const labels = labelsOf(scope, value);
-          const key = labelKey(labels);
-          for (const spec of specs) {
-            for (const g of spec.gauges) {
-              const v = readValue(rowMetrics, spec.key, g.field, bad);
-              if (v === undefined || !ctx.guard.admit(g.family.name, key, ctx.now)) continue;
-              // toPrecision(15) drops float noise from the division (98.53 / 100 is 0.9853000000000001).
-              ctx.samples.add(g.family, labels, g.divisor === 1 ? v : Number((v / g.divisor).toPrecision(15)));
-            }
-          }
+        ls.commit(settlement.fresh);
+        for (const row of gauges) {
+          const key = labelKey(row.labels);
+          row.values.forEach((v, j) => {
+            const g = gaugeSpecs[j]!;
+            if (v === undefined || !ctx.guard.admit(g.family.name, key, ctx.now)) return;
+            // toPrecision(15) drops float noise from the division (98.53 / 100 is 0.9853000000000001).
+            ctx.samples.add(g.family, row.labels, g.divisor === 1 ? v : Number((v / g.divisor).toPrecision(15)));
+          });
         }
       });
       // Emit: counters are served every run, whether or not their label set had data this minute.
