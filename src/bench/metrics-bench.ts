@@ -1,193 +1,435 @@
-// npm run bench: /metrics throughput and latency at 10k and 100k series, publish (render + gzip)
-// time, and a real collector run against the simulator. Writes docs/performance.md.
-import { execFile, spawnSync } from 'node:child_process';
-import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+// npm run bench: the exporter (the built CLI, real collector polling the simulator, ~100k series),
+// Debian's Go pushgateway holding the same series, and a bare pre-rendered gzip Buffer, each pinned
+// to core 0 and measured in turn with the load pinned to core 1: wrk throughput, one scraper's
+// latency across publishes, RSS, and the exporter's event-loop delay. Writes docs/performance.md.
+//
+// Knobs (environment): BENCH_SECONDS (wrk duration, 10), BENCH_CONNECTIONS (4), BENCH_SCRAPE_SECONDS
+// (40), BENCH_SCRAPE_INTERVAL_MS (100), BENCH_CARDINALITY (275),
+// BENCH_PLAIN (1; 0 skips the plain wrk runs), BENCH_READY_TIMEOUT_SECONDS (120),
+// BENCH_PUSHGATEWAY (binary; default prometheus-pushgateway), BENCH_OUT (default docs/performance.md),
+// BENCH_JSON (also write the raw results there), BENCH_REPORT_FROM (no measuring: render the doc
+// from such a JSON file).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
-import { App } from '../app.js';
-import { parseConfig } from '../config/load.js';
-import { ManualClock } from '../engine/clock.js';
-import { renderSampleSet } from '../engine/render.js';
-import { SampleSet } from '../engine/samples.js';
-import { createSelfMetrics } from '../engine/self-metrics.js';
-import { SnapshotStore } from '../engine/snapshot.js';
-import { createServer } from '../server/server.js';
-import { Simulator } from '../simulator/server.js';
-import { METRICS } from '../sources/conviva/catalogue.js';
+import { gunzipSync } from 'node:zlib';
+import { request } from 'undici';
+import { countDataSeries, countSeries, countSeriesNamed, dataOnly, sampleValues } from './exposition.js';
+import { detectPinning, foreignCpu, freePort, killAllNow, pinSelf, readRss, requireTools, runToEnd, startChild, stopAll, type Child, type Pinning } from './procs.js';
+import { renderReport, targetSummary, type BenchResult, type ExporterFigures, type LatencyStats, type ServerKey, type ServerResult } from './report.js';
+import type { ScrapeOutput, ScrapeSample } from './scraper.js';
+import { runWrk, wrkErrors, type WrkResult } from './wrk.js';
 
-const LOAD_SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const num = (name: string, dflt: number) => {
+  const v = Number(process.env[name] ?? dflt);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number, got "${process.env[name]}"`);
+  return v;
+};
+const WRK_SECONDS = num('BENCH_SECONDS', 10);
+const WRK_CONNECTIONS = num('BENCH_CONNECTIONS', 4);
+const WRK_THREADS = 1;
+const WRK_TIMEOUT_SECONDS = 10;
+/** Throughput of the exporter against the bare Buffer: this many alternating rounds of ROUND_SECONDS. */
+const ROUNDS = num('BENCH_ROUNDS', 5);
+const ROUND_SECONDS = num('BENCH_ROUND_SECONDS', 6);
+const SCRAPE_SECONDS = num('BENCH_SCRAPE_SECONDS', 40);
+const SCRAPE_INTERVAL_MS = num('BENCH_SCRAPE_INTERVAL_MS', 100);
+const BACK_TO_BACK_SECONDS = num('BENCH_BACK_TO_BACK_SECONDS', 35);
+const CARDINALITY = num('BENCH_CARDINALITY', 275);
+const PLAIN = process.env.BENCH_PLAIN !== '0';
+const READY_TIMEOUT_MS = num('BENCH_READY_TIMEOUT_SECONDS', 120) * 1000;
+/** As in config/bench.yml. */
+const SCHEDULE = '*/15 * * * * *';
+/** The exporter has published once collector_series passes this. */
+const PUBLISHED_SERIES = 50_000;
+
 const root = fileURLToPath(new URL('../../', import.meta.url));
+const MAIN = path.join(root, 'dist/main.js');
+const SCRAPER = fileURLToPath(new URL('./scraper.js', import.meta.url));
+const BUFFER_SERVER = fileURLToPath(new URL('./buffer-server.js', import.meta.url));
+const IDLE_LOOP = fileURLToPath(new URL('./idle-loop.js', import.meta.url));
+const IDLE_LOOP_SECONDS = 5;
+const OUT = process.env.BENCH_OUT ? path.resolve(process.env.BENCH_OUT) : path.join(root, 'docs/performance.md');
+const NODE = process.execPath;
+/** The exporter's config: the sources and collectors to load are named there, not here. */
+const BENCH_CONFIG = path.join(root, 'config/bench.yml');
 
-/** N series spread over the real-time families, with label values shaped like Conviva's. */
-function syntheticSet(n: number): SampleSet {
-  const families = METRICS.flatMap((m) => m.gauges.map((g) => g.family));
-  const set = new SampleSet();
-  const perFamily = Math.ceil(n / families.length);
-  let made = 0;
-  for (const f of families) {
-    for (let i = 0; i < perFamily && made < n; i++, made++) {
-      set.add(f, ['prod', `filter-${i % 5}`, 'asn', `AS${100000 + i}`], 1000 + ((i * 7919) % 100000) / 7);
+const log = (msg: string) => console.error(`[bench] ${msg}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Env {
+  pin: Pinning;
+  taskset: string | undefined;
+  wrk: string;
+  pushgateway: string;
+  tmp: string;
+}
+
+async function get(url: string, gzip: boolean): Promise<{ status: number; encoding: string | undefined; body: Buffer }> {
+  const res = await request(url, { headers: gzip ? { 'accept-encoding': 'gzip' } : {} });
+  const body = Buffer.from(await res.body.arrayBuffer());
+  const enc = res.headers['content-encoding'];
+  return { status: res.statusCode, encoding: Array.isArray(enc) ? enc[0] : enc, body };
+}
+
+const decoded = (r: { encoding: string | undefined; body: Buffer }) => (r.encoding === 'gzip' ? gunzipSync(r.body) : r.body);
+
+/** Polls `probe` until it returns a value, the child dies, or the time is up. */
+async function poll<T>(what: string, child: Child, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < until) {
+    if (!child.running) throw new Error(`${child.name} exited while waiting for ${what}\n${child.tail()}`);
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = (e as Error).message;
     }
+    await sleep(500);
   }
-  return set;
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${last})` : ''}\n${child.tail()}`);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-interface LoadResult {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  bytesPerResponse: number;
+async function scrape(env: Env, url: string, self: boolean, seconds = SCRAPE_SECONDS, intervalMs = SCRAPE_INTERVAL_MS): Promise<{ stats: LatencyStats; samples: ScrapeSample[] }> {
+  const cmd = [NODE, SCRAPER, '--url', url, '--seconds', String(seconds), '--interval-ms', String(intervalMs), ...(self ? ['--self'] : [])];
+  const out = JSON.parse(await runToEnd('scraper', cmd, env.pin.enabled ? env.pin.load : undefined, env.taskset, (seconds + 120) * 1000)) as ScrapeOutput;
+  const ok = out.samples.filter((s) => s.status === 200);
+  const lat = ok.map((s) => s.ms).sort((a, b) => a - b);
+  if (!lat.length) throw new Error(`the scraper got no answer from ${url}: ${out.errors.slice(0, 5).join('; ')}`);
+  return { stats: { requests: out.samples.length, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat.at(-1)!, errors: out.errors }, samples: ok };
 }
 
-/** Runs the load generator as a child process; async, so this process keeps serving meanwhile. */
-async function load(url: string, gzip: boolean): Promise<LoadResult> {
-  const { stdout } = await promisify(execFile)(process.execPath, [fileURLToPath(new URL('./load.js', import.meta.url)), url, String(CONCURRENCY), String(LOAD_SECONDS), gzip ? 'gzip' : 'plain'], { encoding: 'utf8' });
-  return JSON.parse(stdout) as LoadResult;
-}
-
-async function serverFor(store: SnapshotStore): Promise<{ url: string; server: Server }> {
-  const metrics = createSelfMetrics('bench');
-  const app = createServer({ store, registry: metrics.registry, status: () => [], ready: () => true, version: 'bench' });
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+/** wrk gzip, wrk plain (optional), the scraper, then RSS: one server, alone under load. */
+async function measure(
+  env: Env,
+  key: ServerKey,
+  title: string,
+  child: Child,
+  url: string,
+  opts: { plain: boolean; self: boolean; otherPids?: number[]; gzip?: WrkResult },
+) {
+  const wrk = (gzip: boolean) =>
+    runWrk({
+      wrk: env.wrk,
+      url,
+      gzip,
+      threads: WRK_THREADS,
+      connections: WRK_CONNECTIONS,
+      seconds: WRK_SECONDS,
+      timeoutSeconds: WRK_TIMEOUT_SECONDS,
+      cpus: env.pin.enabled ? env.pin.load : undefined,
+      taskset: env.taskset,
+    });
+  const probe = await get(url, true);
+  if (probe.status !== 200) throw new Error(`${title}: GET ${url} answered ${probe.status}`);
+  if (probe.encoding !== 'gzip') log(`warning: ${title} did not gzip its answer`);
+  const otherCpu = foreignCpu([child.pid, ...(opts.otherPids ?? [])]);
+  const gzip = opts.gzip ?? (await wrk(true));
+  log(`${title}: gzip ${gzip.requestsPerSecond.toFixed(0)} req/s (${gzip.requests} requests of ${(gzip.bytesRead / Math.max(1, gzip.requests) / 2 ** 20).toFixed(2)} MiB, errors ${JSON.stringify(gzip.socketErrors)}, non-2xx ${gzip.non2xx})`);
+  let plain: WrkResult | undefined;
+  if (opts.plain) {
+    plain = await wrk(false);
+    log(`${title}: plain ${plain.requestsPerSecond.toFixed(0)} req/s (${plain.requests} requests of ${(plain.bytesRead / Math.max(1, plain.requests) / 2 ** 20).toFixed(2)} MiB, errors ${JSON.stringify(plain.socketErrors)}, non-2xx ${plain.non2xx})`);
+  }
+  log(`${title}: one scraper every ${SCRAPE_INTERVAL_MS} ms for ${SCRAPE_SECONDS} s`);
+  // Resident memory moves with every publish (a burst, then a collection): sample it through the phase.
+  const rssSamples: number[] = [];
+  const sampler = setInterval(() => {
+    if (child.running) rssSamples.push(readRss(child.pid).rss);
+  }, 500);
+  let scraped;
+  try {
+    scraped = await scrape(env, url, opts.self);
+  } finally {
+    clearInterval(sampler);
+  }
+  const { stats, samples } = scraped;
+  // Back to back with wrk, which (unlike a Node scraper) has no garbage collector of its own to pause it.
+  log(`${title}: one scraper back to back (wrk -c1) for ${BACK_TO_BACK_SECONDS} s`);
+  const b2b = await runWrk({
+    wrk: env.wrk, url, gzip: true, threads: 1, connections: 1, seconds: BACK_TO_BACK_SECONDS, timeoutSeconds: WRK_TIMEOUT_SECONDS,
+    cpus: env.pin.enabled ? env.pin.load : undefined, taskset: env.taskset,
   });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`, server };
+  const backToBack: LatencyStats = { requests: b2b.requests, p50: b2b.p50Ms ?? NaN, p99: b2b.p99Ms ?? NaN, max: b2b.maxMs ?? NaN, errors: wrkErrors(b2b) ? [`wrk: ${wrkErrors(b2b)} errors`] : [] };
+  log(`${title}: back to back p50 ${backToBack.p50.toFixed(2)} ms, p99 ${backToBack.p99.toFixed(2)} ms, max ${backToBack.max.toFixed(2)} ms`);
+  if (!child.running) throw new Error(`${title} exited during the measurement\n${child.tail()}`);
+  const { rss, hwm } = readRss(child.pid);
+  const rssMean = rssSamples.length ? rssSamples.reduce((a, b) => a + b, 0) / rssSamples.length : rss;
+  const rssMax = rssSamples.length ? Math.max(...rssSamples) : rss;
+  const foreign = otherCpu();
+  if (foreign > 0.05) log(`warning: other processes used ${foreign.toFixed(2)} cores during the ${title} measurement`);
+  log(`${title}: scraper p50 ${stats.p50.toFixed(2)} ms, p99 ${stats.p99.toFixed(2)} ms, max ${stats.max.toFixed(2)} ms; RSS mean ${(rssMean / 2 ** 20).toFixed(1)} MiB (max sampled ${(rssMax / 2 ** 20).toFixed(1)}, at the end ${(rss / 2 ** 20).toFixed(1)}), peak ${(hwm / 2 ** 20).toFixed(1)} MiB`);
+  const result: ServerResult = { key, title, gzip, plain, scrape: stats, backToBack, rssMean, rssMax, gzipAnswerBytes: probe.body.length, rss, hwm, otherCpu: foreign };
+  return { result, samples };
 }
 
-interface Row {
-  series: number;
-  publishMs: number;
-  renderMs: number;
-  textBytes: number;
-  gzipBytes: number;
-  plain: LoadResult;
-  gzip: LoadResult;
-  rssMiB: number;
-}
-
-async function benchSeries(n: number): Promise<Row> {
-  const set = syntheticSet(n);
-  const store = new SnapshotStore();
-  const times: number[] = [];
-  const renders: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const t0 = performance.now();
-    const text = renderSampleSet(set);
-    renders.push(performance.now() - t0);
-    await store.publish('bench', text);
-    times.push(performance.now() - t0);
+/**
+ * Throughput of the exporter and of the bare Buffer, in alternating rounds: the same machine noise
+ * falls on both. The exporter is frozen (SIGSTOP) while the Buffer is measured, so its collector
+ * takes no CPU from it; it keeps running (and publishing) while it is measured itself.
+ */
+async function alternatingThroughput(env: Env, exporter: Child, exporterUrl: string, bufferUrl: string): Promise<{ exporter: WrkResult; buffer: WrkResult }> {
+  const wrk = (url: string) =>
+    runWrk({
+      wrk: env.wrk, url, gzip: true, threads: WRK_THREADS, connections: WRK_CONNECTIONS, seconds: ROUND_SECONDS, timeoutSeconds: WRK_TIMEOUT_SECONDS,
+      cpus: env.pin.enabled ? env.pin.load : undefined, taskset: env.taskset,
+    });
+  const e: WrkResult[] = [];
+  const b: WrkResult[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    e.push(await wrk(exporterUrl));
+    exporter.pause();
+    try {
+      b.push(await wrk(bufferUrl));
+    } finally {
+      exporter.resume();
+    }
+    log(`round ${i + 1}/${ROUNDS}: exporter ${e.at(-1)!.requestsPerSecond.toFixed(0)} req/s, bare Buffer ${b.at(-1)!.requestsPerSecond.toFixed(0)} req/s`);
   }
-  const { url, server } = await serverFor(store);
-  const plain = await load(url, false);
-  const gzip = await load(url, true);
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
+  return { exporter: medianRun(e), buffer: medianRun(b) };
+}
+
+/** The round with the median requests/s, its counts summed over every round (errors are never hidden). */
+function medianRun(runs: WrkResult[]): WrkResult {
+  const sorted = [...runs].sort((x, y) => x.requestsPerSecond - y.requestsPerSecond);
+  const mid = sorted[Math.floor(sorted.length / 2)]!;
+  const sum = (f: (r: WrkResult) => number) => runs.reduce((n, r) => n + f(r), 0);
   return {
-    series: n,
-    publishMs: median(times),
-    renderMs: median(renders),
-    textBytes: store.current().text.length,
-    gzipBytes: store.current().gzip.length,
-    plain,
-    gzip,
-    rssMiB: process.memoryUsage().rss / 2 ** 20,
+    ...mid,
+    socketErrors: {
+      connect: sum((r) => r.socketErrors.connect),
+      read: sum((r) => r.socketErrors.read),
+      write: sum((r) => r.socketErrors.write),
+      timeout: sum((r) => r.socketErrors.timeout),
+    },
+    non2xx: sum((r) => r.non2xx),
+    command: `${mid.command} (median of ${runs.length} rounds)`,
   };
 }
 
-/** A real collector run against the simulator: 2 accounts x 3 filters x (total + 4 dimensions), 500-value dimensions. */
-async function benchCollector(): Promise<{ series: number; runMs: number; requests: number }> {
-  const clock = new ManualClock(Date.UTC(2026, 10, 23, 20, 0, 30));
-  const sim = new Simulator({ clock, dimensionCardinality: 500 });
-  await sim.listen();
-  const config = parseConfig(
-    `
-sources:
-  conviva:
-    base_url: ${sim.convivaUrl}
-    accounts:
-      - { name: demo, client_id: demo-client, client_secret: demo-secret }
-      - { name: demo-eu, client_id: demo-eu-client, client_secret: demo-eu-secret }
-    realtime:
-      group_by: [device-os, asn, city, asset]
-      group_limit: 500
-      filters: [{ name: all }, { name: ios, dimensions: { device_os: [iOS] } }, { name: sports, filter_id: 1234 }]
-      max_series_per_metric: 100000
-`,
-    {},
-    root,
+function exporterFigures(samples: ScrapeSample[]): ExporterFigures {
+  const vals = (f: (s: ScrapeSample) => number | undefined) => samples.map(f).filter((v): v is number => v !== undefined);
+  const max = (xs: number[]) => (xs.length ? Math.max(...xs) : undefined);
+  const runs = vals((s) => s.runs);
+  const durations = vals((s) => s.durationS);
+  return {
+    lagMaxMs: max(vals((s) => s.lagMaxS).map((v) => v * 1000)),
+    lagP99Ms: max(vals((s) => s.lagP99S).map((v) => v * 1000)),
+    runsDuringScrape: runs.length ? runs.at(-1)! - runs[0]! : undefined,
+    durationLastS: durations.at(-1),
+    durationMaxS: max(durations),
+  };
+}
+
+function toolVersion(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  const line = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').find((l) => l.trim()) ?? 'unknown';
+  return line.replace(/\s*Copyright.*$/, '').trim();
+}
+
+function gitCommit(): string {
+  const git = (args: string[]) => spawnSync('git', ['-C', root, ...args], { encoding: 'utf8' });
+  const sha = git(['rev-parse', '--short', 'HEAD']).stdout?.trim() || 'unknown';
+  const dirty = git(['status', '--porcelain', '--untracked-files=no']).stdout?.trim();
+  return dirty ? `${sha} (with uncommitted changes)` : sha;
+}
+
+async function run(env: Env): Promise<BenchResult> {
+  const notes: string[] = [];
+  const serverCpus = env.pin.enabled ? env.pin.server : undefined;
+  const loadCpus = env.pin.enabled ? env.pin.load : undefined;
+
+  // 0. The floor of the event-loop delay figures: an idle Node process on the servers' core.
+  const floor = JSON.parse(await runToEnd('idle-loop', [NODE, IDLE_LOOP, String(IDLE_LOOP_SECONDS)], serverCpus, env.taskset, 60_000)) as { maxMs: number; p99Ms: number };
+  log(`idle Node process: event-loop delay max ${floor.maxMs.toFixed(1)} ms, p99 ${floor.p99Ms.toFixed(1)} ms (10 ms resolution included)`);
+
+  // 1. The exporter, its collector polling the simulator.
+  log(`simulator: --cardinality ${CARDINALITY}`);
+  const sim = startChild('simulator', [NODE, MAIN, 'simulate', '--listen', '127.0.0.1:0', '--cardinality', String(CARDINALITY)], loadCpus, env.taskset);
+  const simUrl = await sim.waitForLine((line) => {
+    try {
+      const j = JSON.parse(line) as { msg?: string; url?: string };
+      return j.msg === 'simulator listening' ? j.url : undefined;
+    } catch {
+      return undefined;
+    }
+  }, 30_000);
+  const exporterPort = await freePort();
+  const exporter = startChild('exporter', [NODE, MAIN, '--config', BENCH_CONFIG, '--web.listen-address', `127.0.0.1:${exporterPort}`], serverCpus, env.taskset, { SIMULATOR_URL: simUrl });
+  const exporterUrl = `http://127.0.0.1:${exporterPort}/metrics`;
+  log(`exporter: pid ${exporter.pid}, ${exporterUrl}; waiting for a publish of > ${PUBLISHED_SERIES.toLocaleString('en')} series`);
+  const t0 = Date.now();
+  const snapshot = await poll('the first publish', exporter, READY_TIMEOUT_MS, async () => {
+    const r = await get(exporterUrl, true);
+    if (r.status !== 200 || r.encoding !== 'gzip') return undefined;
+    const series = sampleValues(gunzipSync(r.body), 'conviva_exporter_collector_series').reduce((a, b) => a + b, 0);
+    return series > PUBLISHED_SERIES ? r.body : undefined;
+  });
+  log(`exporter: published after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const gzipFile = path.join(env.tmp, 'metrics.gz');
+  writeFileSync(gzipFile, snapshot);
+  const text = gunzipSync(snapshot).toString('utf8');
+  const dataSeries = countDataSeries(text);
+  const pushed = dataOnly(text);
+  log(`exposition: ${dataSeries.toLocaleString('en')} data series, ${(text.length / 2 ** 20).toFixed(2)} MiB text, ${(snapshot.length / 2 ** 20).toFixed(2)} MiB gzip`);
+
+  // The bare Buffer serves the exporter's own answer; it idles beside the exporter until measured.
+  const bufServer = startChild('buffer-server', [NODE, BUFFER_SERVER, gzipFile, '0'], serverCpus, env.taskset);
+  const bufPort = await bufServer.waitForLine((line) => {
+    try {
+      return (JSON.parse(line) as { port?: number }).port;
+    } catch {
+      return undefined;
+    }
+  }, 10_000);
+  const bufferUrl = `http://127.0.0.1:${bufPort}/metrics`;
+  log(`bare gzip Buffer: pid ${bufServer.pid}, port ${bufPort}; ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s`);
+  const rounds = await alternatingThroughput(env, exporter, exporterUrl, bufferUrl);
+  // The serving thread's event-loop monitor saw the last freeze as one long delay: let the
+  // self-metrics windows that include it (one a second) pass before reading them.
+  await sleep(3000);
+
+  const exp = await measure(env, 'exporter', 'exporter', exporter, exporterUrl, { plain: PLAIN, self: true, otherPids: [sim.pid, bufServer.pid], gzip: rounds.exporter });
+  const figures = exporterFigures(exp.samples);
+  if (figures.lagMaxMs === undefined) notes.push('The exporter served no nodejs_eventloop_lag_max_seconds: event-loop delay is n/a.');
+  if (figures.runsDuringScrape !== undefined && figures.runsDuringScrape < 2) notes.push(`Only ${figures.runsDuringScrape} collector run(s) ended during the exporter's scraper phase (at least 2 expected).`);
+  const seriesSeen = exp.samples.map((s) => s.series).filter((v): v is number => v !== undefined);
+  if (seriesSeen.some((v) => v < PUBLISHED_SERIES)) notes.push('The exporter published fewer series at some point of its scraper phase (a failed or partial run?).');
+  // The Buffer's latency and RSS, with the exporter frozen.
+  exporter.pause();
+  const buf = await measure(env, 'buffer', 'bare gzip Buffer', bufServer, bufferUrl, { plain: false, self: false, otherPids: [exporter.pid, sim.pid], gzip: rounds.buffer });
+  await bufServer.stop();
+  await exporter.stop();
+  await sim.stop();
+
+  // 2. Debian's pushgateway holding the same data series.
+  const pgwPort = await freePort();
+  const pgwBase = `http://127.0.0.1:${pgwPort}`;
+  const pgw = startChild(
+    'pushgateway',
+    [env.pushgateway, `--web.listen-address=127.0.0.1:${pgwPort}`, `--persistence.file=${path.join(env.tmp, 'pushgateway.data')}`, '--log.level=warn'],
+    serverCpus,
+    env.taskset,
   );
-  const app = new App({ config, log: pino({ level: 'silent' }), clock });
-  const runs: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    clock.advance(60_000);
-    const t0 = performance.now();
-    const r = await app.runner.run('conviva_realtime');
-    if (r !== 'success') throw new Error(`collector run ${r}`);
-    runs.push(performance.now() - t0);
+  await poll('the pushgateway to be ready', pgw, 30_000, async () => ((await get(`${pgwBase}/-/ready`, false)).status === 200 ? true : undefined));
+  log(`pushgateway: pid ${pgw.pid}; PUT ${pushed.series.toLocaleString('en')} series (${(pushed.text.length / 2 ** 20).toFixed(2)} MiB)`);
+  const put = await request(`${pgwBase}/metrics/job/bench`, { method: 'PUT', body: pushed.text, headers: { 'content-type': 'text/plain; version=0.0.4' } });
+  const putBody = await put.body.text();
+  if (put.statusCode < 200 || put.statusCode > 299) throw new Error(`pushgateway refused the PUT: HTTP ${put.statusCode}: ${putBody.slice(0, 500)}`);
+  const pgwText = decoded(await get(`${pgwBase}/metrics`, false)).toString('utf8');
+  const pgwSeries = countSeriesNamed(pgwText, pushed.names);
+  if (pgwSeries !== pushed.series) throw new Error(`pushgateway serves ${pgwSeries} of the ${pushed.series} series pushed`);
+  const pg = await measure(env, 'pushgateway', 'pushgateway', pgw, `${pgwBase}/metrics`, { plain: PLAIN, self: false });
+  await pgw.stop();
+
+  return {
+    date: new Date(),
+    machine: {
+      cpu: os.cpus()[0]?.model.trim() ?? 'unknown CPU',
+      cores: os.cpus().length,
+      memoryBytes: os.totalmem(),
+      node: process.version,
+      kernel: `${os.type()} ${os.release()}`,
+      commit: gitCommit(),
+      wrk: toolVersion(env.wrk, ['-v']),
+      pushgateway: toolVersion(env.pushgateway, ['--version']),
+    },
+    pinning: env.pin,
+    settings: {
+      wrkThreads: WRK_THREADS,
+      wrkConnections: WRK_CONNECTIONS,
+      wrkSeconds: WRK_SECONDS,
+      rounds: ROUNDS,
+      roundSeconds: ROUND_SECONDS,
+      wrkTimeoutSeconds: WRK_TIMEOUT_SECONDS,
+      scrapeSeconds: SCRAPE_SECONDS,
+      scrapeIntervalMs: SCRAPE_INTERVAL_MS,
+      backToBackSeconds: BACK_TO_BACK_SECONDS,
+      cardinality: CARDINALITY,
+      schedule: SCHEDULE,
+    },
+    exposition: {
+      dataSeries,
+      allSeries: countSeries(text),
+      textBytes: Buffer.byteLength(text),
+      gzipBytes: snapshot.length,
+      pushedBytes: Buffer.byteLength(pushed.text),
+      pushgatewaySeries: pgwSeries,
+    },
+    servers: [exp.result, pg.result, buf.result],
+    exporter: figures,
+    idleLoop: { lagMaxMs: floor.maxMs, lagP99Ms: floor.p99Ms, seconds: IDLE_LOOP_SECONDS },
+    notes,
+  };
+}
+
+
+async function main(): Promise<number> {
+  if (process.env.BENCH_REPORT_FROM) {
+    const saved = JSON.parse(readFileSync(process.env.BENCH_REPORT_FROM, 'utf8')) as BenchResult;
+    saved.date = new Date(saved.date);
+    writeFileSync(OUT, renderReport(saved));
+    log(`wrote ${path.relative(process.cwd(), OUT) || OUT} from ${process.env.BENCH_REPORT_FROM}`);
+    return 0;
   }
-  const series = app.runner.status()[0]!.series;
-  const requests = sim.requests.length;
-  await app.stop();
-  await sim.close();
-  return { series, runMs: median(runs), requests: requests / 3 };
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first (npm run bench does)`);
+  const pin = detectPinning();
+  const tools = requireTools([
+    { name: 'wrk', candidates: ['wrk'], debianPackage: 'wrk' },
+    { name: 'pushgateway', candidates: process.env.BENCH_PUSHGATEWAY ? [process.env.BENCH_PUSHGATEWAY] : ['prometheus-pushgateway', 'pushgateway'], debianPackage: 'prometheus-pushgateway' },
+    ...(pin.enabled ? [{ name: 'taskset', candidates: ['taskset'], debianPackage: 'util-linux' }] : []),
+  ]);
+  if (!pin.enabled) log(`only ${pin.cores} core: nothing is pinned`);
+  else if (!pinSelf(pin.load, tools.taskset!)) log(`warning: could not pin the bench process to core ${pin.load}`);
+
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'exporter-bench-'));
+  const env: Env = { pin, taskset: pin.enabled ? tools.taskset : undefined, wrk: tools.wrk!, pushgateway: tools.pushgateway!, tmp };
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await stopAll();
+      rmSync(tmp, { recursive: true, force: true });
+    })());
+  process.on('exit', killAllNow);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      interrupted = sig;
+      log(`${sig}: stopping every child process`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  try {
+    const result = await run(env);
+    if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(OUT, renderReport(result));
+    log(`wrote ${path.relative(process.cwd(), OUT) || OUT}`);
+    console.error(targetSummary(result));
+    return 0;
+  } finally {
+    await cleanup();
+  }
 }
 
-const fmt = (x: number, d = 1) => x.toFixed(d);
-const rows: Row[] = [];
-for (const n of [10_000, 100_000]) {
-  rows.push(await benchSeries(n));
-  console.error(JSON.stringify(rows.at(-1)));
-}
-const collector = await benchCollector();
-console.error(JSON.stringify(collector));
+/** Set by SIGINT/SIGTERM: the errors that follow (children stopped under our feet) are not failures. */
+let interrupted: string | undefined;
 
-const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || 'unknown';
-const md = `# Performance
-
-Written by \`npm run bench\` (src/bench/metrics-bench.ts); do not edit by hand. Targets arrive in a
-later issue; these are measurements.
-
-Measured ${new Date().toISOString().slice(0, 10)} at commit ${git} on ${os.cpus().length} × ${cpu}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB,
-Node ${process.version}. The load generator is a separate process on the same machine (loopback),
-${CONCURRENCY} connections for ${LOAD_SECONDS} s per row, so it competes with the exporter for the 2 cores.
-
-## /metrics
-
-The data part of \`/metrics\` is rendered and gzipped once per publish; a scrape concatenates those
-buffers with the live self-metrics (a few kB, rendered per scrape).
-
-| series | publish: render (on the event loop) / render + gzip (gzip on the thread pool) | exposition size | gzip size | plain: req/s | plain: p50 / p99 | gzip: req/s | gzip: p50 / p99 | RSS after |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-${rows
-  .map(
-    (r) =>
-      `| ${r.series.toLocaleString('en')} | ${fmt(r.renderMs)} / ${fmt(r.publishMs)} ms | ${fmt(r.textBytes / 2 ** 20, 2)} MiB | ${fmt(r.gzipBytes / 2 ** 20, 2)} MiB | ${fmt(r.plain.rps, 0)} | ${fmt(r.plain.p50)} / ${fmt(r.plain.p99)} ms | ${fmt(r.gzip.rps, 0)} | ${fmt(r.gzip.p50)} / ${fmt(r.gzip.p99)} ms | ${fmt(r.rssMiB, 0)} MiB |`,
-  )
-  .join('\n')}
-
-Errors during load: ${rows.map((r) => r.plain.errors + r.gzip.errors).reduce((a, b) => a + b, 0)}.
-
-## A real collector run
-
-Conviva real-time collector against the simulator on loopback: 2 accounts × 3 filters × (total + 4
-dimensions, up to 500 values each), 10 metrics, one request per scope. Median of 3 runs, each
-catching up one minute; the time includes HTTP, parsing, counters, render and gzip.
-
-| series published | requests per run | run time |
-|---:|---:|---:|
-| ${collector.series.toLocaleString('en')} | ${collector.requests} | ${fmt(collector.runMs)} ms |
-`;
-writeFileSync(`${root}docs/performance.md`, md);
-console.error('wrote docs/performance.md');
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    killAllNow();
+    if (interrupted) {
+      log(`interrupted (${interrupted})`);
+      process.exit(130);
+    }
+    console.error(`[bench] failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);

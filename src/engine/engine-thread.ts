@@ -5,6 +5,8 @@ import type { PartSink } from './part.js';
 import type { CollectorStatus } from './runner.js';
 import { fromWire, type EngineWorkerData, type FromEngine, type ToEngine } from './thread-protocol.js';
 
+const ENGINE_YOUNG_GENERATION_MB = 8;
+
 /**
  * The serving thread's handle on an Engine running in a worker thread: parts arrive with their
  * bytes transferred (no copy) and go straight into the sink; status is cached for the landing
@@ -33,7 +35,14 @@ export class EngineThread {
     onExit: (code: number) => void,
   ) {
     const workerData: EngineWorkerData = { config, logLevel, version };
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData, stdout: false, stderr: false });
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), {
+      workerData,
+      stdout: false,
+      stderr: false,
+      // A small young generation: the engine allocates in bursts (one run a minute), and V8's
+      // default (up to 48 MiB here) would stay resident between them. Measured in docs/performance.md.
+      resourceLimits: { maxYoungGenerationSizeMb: ENGINE_YOUNG_GENERATION_MB },
+    });
     this.worker.on('message', (msg: FromEngine) => {
       switch (msg.type) {
         case 'update':

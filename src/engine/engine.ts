@@ -21,6 +21,11 @@ export interface EngineOptions {
   version: string;
   clock?: Clock;
   sources?: readonly AnySource[];
+  /**
+   * The engine has a thread of its own (worker mode): it compresses on that thread instead of
+   * libuv's pool, so all of its work runs at the thread's lowered priority.
+   */
+  ownThread?: boolean;
 }
 
 const DEFAULT_MAX_SERIES = 5000;
@@ -60,6 +65,8 @@ export class Engine {
   private selfPending = false;
   /** Called whenever a collector's status changes. */
   onStatus: () => void = () => {};
+  /** Called after each collector's publish has been handed to the sink. */
+  onPublished: () => void = () => {};
 
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -157,7 +164,7 @@ export class Engine {
     return this.serially(async () => {
       const text = await this.registry.metrics();
       this.lastSelfText = text;
-      this.opts.sink.update([await makePart(ENGINE_SELF_PART, text)], []);
+      this.opts.sink.update([await makePart(ENGINE_SELF_PART, text, this.opts.ownThread)], []);
     });
   }
 
@@ -255,7 +262,10 @@ export class Engine {
       guard,
       stalenessMs: config.engine.staleness,
       saveState: () => this.saveState(),
-      onPublish: () => void this.saveState().catch(() => {}), // a failed write is logged and counted by the state file
+      onPublish: () => {
+        void this.saveState().catch(() => {}); // a failed write is logged and counted by the state file
+        this.onPublished();
+      },
       onStatus: () => {
         this.onStatus();
         this.refreshSelf();
@@ -270,11 +280,11 @@ export class Engine {
    * rendering never replaces a newer one.
    */
   private publish(collector: string, text: string): Promise<void> {
-    const data = makePart(dataPart(collector), text);
+    const data = makePart(dataPart(collector), text, this.opts.ownThread);
     return this.serially(async () => {
       const selfText = await this.registry.metrics();
       this.lastSelfText = selfText;
-      this.opts.sink.update([await data, await makePart(ENGINE_SELF_PART, selfText)], []);
+      this.opts.sink.update([await data, await makePart(ENGINE_SELF_PART, selfText, this.opts.ownThread)], []);
     });
   }
 
@@ -287,7 +297,7 @@ export class Engine {
       const text = await this.registry.metrics();
       if (text === this.lastSelfText) return;
       this.lastSelfText = text;
-      this.opts.sink.update([await makePart(ENGINE_SELF_PART, text)], []);
+      this.opts.sink.update([await makePart(ENGINE_SELF_PART, text, this.opts.ownThread)], []);
     });
   }
 

@@ -1,5 +1,5 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -100,6 +100,18 @@ describe('CLI', () => {
     expect(value(parseExposition(r.stdout), 'conviva_exporter_collector_up', { collector: 'conviva_realtime' })).toBe(0);
     expect(r.stderr).toContain('collector run failed');
     expect(r.stderr).not.toContain('"c"'); // the secret is nowhere in the logs
+  });
+
+  it('serves from the main thread while the engine runs on a thread of its own, at a lower priority', async () => {
+    const ex = await startExporter(['--demo', '--web.listen-address', '127.0.0.1:0']);
+    child = ex.proc;
+    await waitFor('a first publish', async () => ((await fetch(`${ex.url}/-/ready`)).status === 200 ? true : undefined));
+    // /proc/<pid>/task/<tid>/stat: field 19 is the nice value of each thread of the process
+    const pid = ex.proc.pid!;
+    const nice = (tid: string) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[16]);
+    const tids = readdirSync(`/proc/${pid}/task`);
+    expect(nice(String(pid))).toBe(0); // the serving (main) thread
+    expect(tids.filter((t) => nice(t) === 10).length).toBeGreaterThanOrEqual(1); // the engine thread (and threads it started)
   });
 
   it('--demo serves conviva_* metrics, reloads on SIGHUP (keeping the old config on a bad file) and exits 0 on SIGTERM', async () => {
