@@ -4,8 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
 import type { Clock } from './engine/clock.js';
-import { Engine } from './engine/engine.js';
-import { EngineThread } from './engine/engine-thread.js';
+import type { Engine } from './engine/engine.js';
 import type { CollectorStatus, Runner } from './engine/runner.js';
 import { Exposition } from './server/exposition.js';
 import { ProcessMetrics } from './server/process-metrics.js';
@@ -75,15 +74,30 @@ export class App {
   private server: Server | undefined;
   private current: Config;
 
-  constructor(opts: AppOptions) {
+  /**
+   * Builds the app. The engine's modules (the collectors, undici, node-cron) are loaded only where
+   * the engine runs: with a worker, the serving thread never loads them.
+   */
+  static async create(opts: AppOptions): Promise<App> {
+    if (opts.engine === 'worker') {
+      const { EngineThread } = await import('./engine/engine-thread.js');
+      return new App(opts, (exposition) => ({
+        handle: new EngineThread(opts.config, opts.logLevel ?? opts.config.log.level, VERSION, exposition, opts.log, opts.onFatal ?? (() => {})),
+      }));
+    }
+    const { Engine } = await import('./engine/engine.js');
+    return new App(opts, (exposition) => {
+      const engine = new Engine({ config: opts.config, log: opts.log, clock: opts.clock, sink: exposition, version: VERSION });
+      return { handle: engine, engine };
+    });
+  }
+
+  private constructor(opts: AppOptions, makeEngine: (exposition: Exposition) => { handle: EngineHandle; engine?: Engine }) {
     this.log = opts.log;
     this.current = opts.config;
-    if (opts.engine === 'worker') {
-      this.handle = new EngineThread(opts.config, opts.logLevel ?? opts.config.log.level, VERSION, this.exposition, this.log, opts.onFatal ?? (() => {}));
-    } else {
-      this.engine = new Engine({ config: opts.config, log: this.log, clock: opts.clock, sink: this.exposition, version: VERSION });
-      this.handle = this.engine;
-    }
+    const made = makeEngine(this.exposition);
+    this.handle = made.handle;
+    this.engine = made.engine;
   }
 
   get config(): Config {

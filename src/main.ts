@@ -6,7 +6,7 @@ import { ConfigError, loadConfigFile, type Config } from './config/load.js';
 import { parseListenAddress } from './config/listen.js';
 import { createLogger } from './logger.js';
 import { parseFaults } from './simulator/faults.js';
-import { Simulator } from './simulator/server.js';
+import type { Simulator } from './simulator/server.js';
 import { SOURCES } from './sources/index.js';
 
 // The only file that reads process.env or calls process.exit.
@@ -45,6 +45,7 @@ async function simulate(argv: string[]): Promise<number> {
     console.error(`--listen: expected host:port, got "${values.listen}"`);
     return 2;
   }
+  const { Simulator } = await import('./simulator/server.js');
   const sim = new Simulator({
     seed: Number(values.seed),
     dimensionCardinality: Number(values.cardinality),
@@ -99,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
   let sim: Simulator | undefined;
   const env: Record<string, string | undefined> = { ...process.env };
   if (values.demo) {
+    const { Simulator } = await import('./simulator/server.js');
     sim = new Simulator({});
     env.SIMULATOR_URL = await sim.listen('127.0.0.1', 0);
   }
@@ -142,7 +144,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(logLevel);
 
   if (values.once) {
-    const app = new App({ config, log });
+    const app = await App.create({ config, log });
     const ok = await app.runOnce();
     const text = await app.text();
     // A reader that stops early (`| head`) closes the pipe: that is not an error of ours.
@@ -157,7 +159,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   let fatal: (code: number) => void = (code) => process.exit(code);
-  const app = new App({ config, log, engine: 'worker', logLevel, onFatal: (code) => fatal(code) });
+  const app = await App.create({ config, log, engine: 'worker', logLevel, onFatal: (code) => fatal(code) });
   try {
     await app.start(listen);
   } catch (e) {

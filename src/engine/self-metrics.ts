@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 /**
@@ -73,6 +74,23 @@ export function createEngineMetrics(registry: Registry, version: string) {
       help: 'Upstream answers, rows or values the exporter could not read and skipped.',
       labelNames: ['api', 'endpoint'],
       registers: reg,
+    }),
+    // prom-client's nodejs_heap_* describe the serving thread; the collectors' memory is here.
+    engineHeapUsed: new Gauge({
+      name: `${p}engine_heap_used_bytes`,
+      help: "V8 heap in use on the engine's thread (collectors, their state, their answers in flight); nodejs_heap_* describe the serving thread.",
+      registers: reg,
+      collect() {
+        this.set(getHeapStatistics().used_heap_size);
+      },
+    }),
+    engineHeapSize: new Gauge({
+      name: `${p}engine_heap_size_bytes`,
+      help: "V8 heap reserved on the engine's thread.",
+      registers: reg,
+      collect() {
+        this.set(getHeapStatistics().total_heap_size);
+      },
     }),
     stateWrites: new Counter({
       name: `${p}state_writes_total`,

@@ -52,7 +52,7 @@ export async function startStack(opts: { configText: string; start?: number; see
       cb();
     },
   });
-  const app = new App({ config, log: createLogger('debug', sink), clock });
+  const app = await App.create({ config, log: createLogger('debug', sink), clock });
   const samples = async () => parseExposition(await app.text());
   return {
     clock, sim, app, logs, config, samples,
