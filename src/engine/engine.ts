@@ -161,11 +161,7 @@ export class Engine {
 
   /** Renders and publishes the engine's metrics now (tests and --once; served copies refresh each second). */
   flushSelf(): Promise<void> {
-    return this.serially(async () => {
-      const text = await this.registry.metrics();
-      this.lastSelfText = text;
-      this.opts.sink.update([await makePart(ENGINE_SELF_PART, text, this.opts.ownThread)], []);
-    });
+    return this.serially(() => this.publishSelf(false));
   }
 
   private async swap(config: Config): Promise<void> {
@@ -292,13 +288,18 @@ export class Engine {
   private refreshSelf(): void {
     if (this.selfPending) return;
     this.selfPending = true;
-    void this.serially(async () => {
+    void this.serially(() => {
       this.selfPending = false;
-      const text = await this.registry.metrics();
-      if (text === this.lastSelfText) return;
-      this.lastSelfText = text;
-      this.opts.sink.update([await makePart(ENGINE_SELF_PART, text, this.opts.ownThread)], []);
+      return this.publishSelf(true);
     });
+  }
+
+  /** Renders the engine's metrics and sends them; only through `serially`. */
+  private async publishSelf(onlyIfChanged: boolean): Promise<void> {
+    const text = await this.registry.metrics();
+    if (onlyIfChanged && text === this.lastSelfText) return;
+    this.lastSelfText = text;
+    this.opts.sink.update([await makePart(ENGINE_SELF_PART, text, this.opts.ownThread)], []);
   }
 
   private serially(fn: () => Promise<void>): Promise<void> {
