@@ -80,12 +80,16 @@ export class LedgerScope {
 
   /**
    * Adds `value` to the running total of (labels, family). A label set new to the family first asks
-   * the guard for a place; refused, nothing is added. Returns whether the value was added.
+   * the guard for a place; refused, nothing is added. A counter never decreases and never becomes
+   * non-finite: a negative or non-finite value, or one that would overflow the total, is refused.
+   * Returns whether the value was added.
    */
   add(labels: readonly string[], family: FamilyDef, value: number, guard: CardinalityGuard, now: number): boolean {
+    if (!(value >= 0) || !Number.isFinite(value)) return false;
     const key = labelKey(labels);
     let entry = this.entries.get(key);
     const had = entry?.totals.get(family);
+    if (!Number.isFinite((had ?? 0) + value)) return false;
     if (had === undefined && !guard.admit(family.name, key, now)) return false;
     if (!entry) {
       entry = { labels, totals: new Map() };

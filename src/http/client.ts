@@ -101,6 +101,10 @@ export class HttpClient {
   async json(opts: RequestOptions): Promise<JsonResponse> {
     const { status, text } = await this.send(opts);
     try {
+      // JSON.parse of a body nested thousands deep (under the size cap) costs gigabytes, and code
+      // that walks it recursively overflows the stack: refuse it before parsing.
+      const depth = jsonDepth(text, MAX_JSON_DEPTH);
+      if (depth > MAX_JSON_DEPTH) throw new Error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
       return { status, body: text.length === 0 ? null : JSON.parse(text) };
     } catch (cause) {
       this.o.parseErrors.inc({ api: this.o.api, endpoint: opts.endpoint });
@@ -149,9 +153,12 @@ export class HttpClient {
         );
         retryable = res.statusCode === 429 || res.statusCode >= 500;
       } catch (e) {
-        if (opts.signal.aborted) throw opts.signal.reason;
+        // Counted even when the run's deadline aborted it: the slowest requests belong in the
+        // latency histogram most of all. No complete answer arrived: code "error".
+        const aborted = opts.signal.aborted;
         metrics.duration.observe(labels, (performance.now() - t0) / 1000);
-        metrics.requests.inc({ ...labels, code: e instanceof UpstreamError && statusCode !== undefined ? String(statusCode) : 'error' });
+        metrics.requests.inc({ ...labels, code: !aborted && e instanceof UpstreamError && statusCode !== undefined ? String(statusCode) : 'error' });
+        if (aborted) throw opts.signal.reason;
         if (e instanceof UpstreamError) throw e;
         failure = networkError(e, api, opts.endpoint);
         retryable = RETRYABLE_NETWORK.has(causeCode(e));
@@ -199,6 +206,30 @@ export class HttpClient {
     }
     return Buffer.concat(chunks).toString('utf8');
   }
+}
+
+/** Deepest answer we read: upstream JSON is a handful of levels deep. */
+const MAX_JSON_DEPTH = 64;
+
+/**
+ * The nesting depth of JSON text (objects and arrays), counted without parsing; stops counting
+ * once past `limit`. Brackets inside strings do not count.
+ */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
 }
 
 function causeCode(e: unknown): string {

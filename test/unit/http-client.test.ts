@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { createBudgetMetrics, RequestBudget } from '../../src/engine/limits.js';
 import { createEngineMetrics } from '../../src/engine/self-metrics.js';
 import { createHttpMetrics } from '../../src/http/metrics.js';
-import { HttpClient, parseRetryAfter } from '../../src/http/client.js';
+import { HttpClient, jsonDepth, parseRetryAfter } from '../../src/http/client.js';
 import { UpstreamError } from '../../src/http/errors.js';
 
 let server: Server | undefined;
@@ -92,6 +92,40 @@ describe('HttpClient', () => {
     await http.close();
   });
 
+  it('counts a request the run deadline aborted, with code "error", and times it', async () => {
+    // A server that takes the request and never answers.
+    server = createServer(() => {});
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { http, metrics } = client(url, { headersTimeoutMs: 60_000, bodyTimeoutMs: 60_000 });
+    const ac = new AbortController();
+    const p = http.json({ ...opts(60_000), signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('deadline')), 100);
+    await expect(p).rejects.toThrow('deadline');
+    expect((await metrics.requests.get()).values).toEqual([{ labels: { api: 'test', endpoint: 'x', code: 'error' }, value: 1 }]);
+    const count = (await metrics.duration.get()).values.find((v) => v.metricName === 'conviva_exporter_http_request_duration_seconds_count');
+    expect(count?.value).toBe(1);
+    server.closeAllConnections();
+    await http.close();
+  });
+
+  it('refuses a body nested deeper than 64 levels before parsing it, as UPSTREAM_MALFORMED counted in parse_errors', async () => {
+    server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('['.repeat(5_000_000) + ']'.repeat(5_000_000));
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const registry = new Registry();
+    const parseErrors = createEngineMetrics(registry, 't').parseErrors;
+    const { http } = client(url, { maxRetries: 0, parseErrors });
+    const before = process.memoryUsage().heapUsed;
+    await expect(http.json(opts())).rejects.toMatchObject({ code: 'UPSTREAM_MALFORMED' });
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(200 * 2 ** 20); // JSON.parse would take gigabytes
+    expect((await parseErrors.get()).values).toEqual([{ labels: { api: 'test', endpoint: 'x' }, value: 1 }]);
+    await http.close();
+  });
+
   it('stops at once when the run is aborted', async () => {
     const s = await serve([503]);
     const { http } = client(s.url, { retryBaseDelayMs: 10_000, retryMaxDelayMs: 10_000 });
@@ -116,6 +150,15 @@ describe('RequestBudget', () => {
     expect(await b.take('e', 10_000)).toBe(0);
     const waited = await b.take('e', 10_000);
     expect(waited).toBe(1000);
+  });
+});
+
+describe('jsonDepth', () => {
+  it('counts object and array nesting, not brackets inside strings, and stops past the limit', () => {
+    expect(jsonDepth('{"a":[1,{"b":2}]}', 64)).toBe(3);
+    expect(jsonDepth('{"a":"[[[{{{\\"[[["}', 64)).toBe(1);
+    expect(jsonDepth('1', 64)).toBe(0);
+    expect(jsonDepth('['.repeat(1000), 64)).toBe(65);
   });
 });
 

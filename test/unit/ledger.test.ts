@@ -71,6 +71,17 @@ describe('settled-bucket ledger', () => {
     expect(emitted(ledger, g)).toEqual({ a: 2 });
   });
 
+  it('a counter never decreases or becomes non-finite: negative, NaN, infinite and overflowing values are refused', () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    const g = guard();
+    expect(sc.add(['a'], fam, 5, g, T)).toBe(true);
+    for (const bad of [-1, NaN, Infinity, -Infinity]) expect(sc.add(['a'], fam, bad, g, T)).toBe(false);
+    expect(sc.add(['a'], fam, 1.7e308, g, T)).toBe(true);
+    expect(sc.add(['a'], fam, 1.7e308, g, T)).toBe(false); // would overflow to +Inf
+    expect(emitted(ledger, g)).toEqual({ a: 5 + 1.7e308 });
+  });
+
   it('carries watermarks and totals as JSON for declared scopes only, and refuses totals that are not sane', () => {
     const a = new SettledLedger(opts, [fam]);
     a.scope('kept').add(['x'], fam, 7, guard(), T);

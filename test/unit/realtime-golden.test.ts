@@ -67,6 +67,6 @@ sources:
     const parseErrors = (await metrics.registry.getSingleMetric('conviva_exporter_parse_errors_total')!.get()).values;
     expect(parseErrors.reduce((s, v) => s + v.value, 0)).toBe(3); // a row with no value, a bucket with no timestamp, "n/a"
     expect(lines.filter((l) => l.msg === 'skipped unreadable upstream data')).toHaveLength(1);
-    expect(lines.filter((l) => l.msg === 'skipped non-numeric upstream values')).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === 'skipped upstream values that are not non-negative numbers')).toHaveLength(1);
   });
 });

@@ -220,7 +220,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         engine.parseErrors.inc({ api: REALTIME_API, endpoint }, n);
         badTotal += n;
       }
-      if (badTotal > 0) ctx.log.warn({ values: badTotal }, 'skipped non-numeric upstream values');
+      if (badTotal > 0) ctx.log.warn({ values: badTotal }, 'skipped upstream values that are not non-negative numbers');
       if (missed > 0) {
         deps.bucketsMissed.inc({ collector: REALTIME_COLLECTOR }, missed);
         ctx.log.warn({ buckets: missed }, 'settled buckets fell out of the 15-minute real-time window before they could be counted');

@@ -40,7 +40,14 @@ export function parseTimeSeries(body: unknown, endpoint: string, grouped: boolea
           onSkip('row without a dimension value or metrics');
           continue;
         }
-        rows.push({ value: String(d.dimension.value), metrics: d.metrics });
+        const v = d.dimension.value;
+        // A label value is a string (or a number, written as one); an array or object is not, and
+        // String() of a deeply nested one would overflow the stack.
+        if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+          onSkip('row whose dimension value is not a string');
+          continue;
+        }
+        rows.push({ value: String(v), metrics: d.metrics });
       }
     } else {
       // Without group-by the metric objects sit beside the timestamp.
@@ -63,7 +70,11 @@ function timestampOf(t: unknown): number | undefined {
   return undefined;
 }
 
-/** A finite number at obj[metric][field], or undefined when absent; `bad` is called for a present non-number. */
+/**
+ * A finite, non-negative number at obj[metric][field], or undefined when absent; `bad` is called
+ * for a present value that is not one (every Metrics V3 value is a count, a share, a rate or a
+ * duration: a negative one is as unreadable as a string).
+ */
 export function readValue(metrics: Record<string, unknown>, key: string, field: string, bad: () => void): number | undefined {
   const obj = metrics[key];
   if (obj === undefined || obj === null) return undefined;
@@ -74,7 +85,7 @@ export function readValue(metrics: Record<string, unknown>, key: string, field: 
   const v = obj[field];
   if (v === undefined || v === null) return undefined;
   const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n)) {
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
     bad();
     return undefined;
   }
