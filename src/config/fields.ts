@@ -68,7 +68,13 @@ export function secretPair<K extends string>(key: K) {
   } as Record<K | `${K}_file`, z.ZodOptional<z.ZodString>>;
 }
 
-/** Names listed more than once. */
+/** Names listed more than once, each once, in order of first repeat (linear: configs can be large). */
 export function duplicates(names: readonly string[]): string[] {
-  return [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n)) repeated.add(n);
+    else seen.add(n);
+  }
+  return [...repeated];
 }

@@ -47,6 +47,8 @@ export class EngineThread {
       switch (msg.type) {
         case 'update':
           sink.update(fromWire(msg.parts), msg.remove);
+          this.lastStatus = msg.status;
+          this.isReady = msg.ready;
           return;
         case 'status':
           this.lastStatus = msg.status;

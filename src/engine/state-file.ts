@@ -1,5 +1,5 @@
 import { copyFileSync, readFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -118,6 +118,7 @@ export class StateFile {
       this.onWrite(true);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'ERROR';
+      await rm(tmp, { force: true }).catch(() => {}); // never leave the temporary file behind
       if (code !== this.lastErrorCode) this.log.warn({ path: this.path, code }, 'state file could not be written');
       this.lastErrorCode = code;
       this.onWrite(false);

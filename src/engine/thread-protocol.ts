@@ -20,7 +20,7 @@ export interface WirePart {
 export type ToEngine = { type: 'start' } | { type: 'reload'; id: number; config: Config } | { type: 'stop' };
 
 export type FromEngine =
-  | { type: 'update'; parts: WirePart[]; remove: string[] }
+  | { type: 'update'; parts: WirePart[]; remove: string[]; status: CollectorStatus[]; ready: boolean }
   | { type: 'status'; status: CollectorStatus[]; ready: boolean }
   | { type: 'reloaded'; id: number; error?: string }
   | { type: 'stopped' };

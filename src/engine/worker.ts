@@ -52,7 +52,8 @@ const engine = new Engine({
   sink: {
     update(parts: Part[], remove: string[]) {
       const wire = toWire(parts);
-      post({ type: 'update', parts: wire.parts, remove }, wire.transfer);
+      // The status travels with the data, so /-/ready and the landing page never lag what /metrics serves.
+      post({ type: 'update', parts: wire.parts, remove, status: engine.status(), ready: engine.ready() }, wire.transfer);
     },
   },
 });

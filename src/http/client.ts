@@ -146,10 +146,14 @@ export class HttpClient {
         }
         if (res.statusCode === 429) metrics.throttled.inc({ api });
         retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.now());
+        const account = opts.budget?.account;
+        // A refused credential has a code of its own, so that it is never taken for a repeat of
+        // another failure (and logged at debug): the account is named.
+        const auth = res.statusCode === 401 || res.statusCode === 403;
         failure = new UpstreamError(
-          res.statusCode === 429 ? 'UPSTREAM_THROTTLED' : 'UPSTREAM_STATUS',
-          `${api} ${opts.endpoint} answered ${res.statusCode}${describeBody(text)}`,
-          { api, endpoint: opts.endpoint, status: res.statusCode },
+          res.statusCode === 429 ? 'UPSTREAM_THROTTLED' : auth ? 'UPSTREAM_AUTH' : 'UPSTREAM_STATUS',
+          `${api} ${opts.endpoint} answered ${res.statusCode}${auth && account ? ` for account ${account}: credentials refused` : ''}${describeBody(text)}`,
+          { api, endpoint: opts.endpoint, status: res.statusCode, account },
         );
         retryable = res.statusCode === 429 || res.statusCode >= 500;
       } catch (e) {

@@ -2,6 +2,7 @@
 export type UpstreamErrorCode =
   | 'UPSTREAM_STATUS' // a non-retryable or retries-exhausted HTTP status
   | 'UPSTREAM_THROTTLED' // 429 after the retry budget was spent
+  | 'UPSTREAM_AUTH' // 401 or 403: the credentials were refused
   | 'UPSTREAM_TIMEOUT' // connect, headers or body timeout
   | 'UPSTREAM_NETWORK' // connection refused, reset, DNS, TLS
   | 'UPSTREAM_MALFORMED' // body was not the JSON or shape we expect
@@ -12,11 +13,13 @@ export class UpstreamError extends Error {
   readonly api: string;
   readonly endpoint: string;
   readonly status: number | undefined;
+  /** The account whose request failed, when the request was made for one. */
+  readonly account: string | undefined;
 
   constructor(
     code: UpstreamErrorCode,
     message: string,
-    opts: { api: string; endpoint: string; status?: number; cause?: unknown },
+    opts: { api: string; endpoint: string; status?: number; account?: string; cause?: unknown },
   ) {
     super(message, { cause: opts.cause });
     this.name = 'UpstreamError';
@@ -24,5 +27,6 @@ export class UpstreamError extends Error {
     this.api = opts.api;
     this.endpoint = opts.endpoint;
     this.status = opts.status;
+    this.account = opts.account;
   }
 }

@@ -71,6 +71,13 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     res.type('html').send(renderLandingPage(deps.status(), deps.version));
   });
 
+  // Every route is read-only: another method on one of them is 405, not 404.
+  for (const path of ['/metrics', '/-/healthy', '/-/ready', '/']) {
+    app.all(path, (_req, res) => {
+      res.status(405).set('Allow', 'GET, HEAD').type('text/plain').send('Method not allowed\n');
+    });
+  }
+
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('Not found\n');
   });

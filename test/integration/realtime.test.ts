@@ -83,6 +83,23 @@ describe('conviva real-time collector against the simulator', () => {
     expect(stack.logs.filter((l) => l.level >= 40)).toEqual([]);
   });
 
+  it('a refused credential after another failure warns again, naming the account', async () => {
+    stack = await startStack();
+    stack.sim.faults.set([{ kind: 'status', status: 500 }]);
+    await stack.run();
+    stack.sim.faults.set([{ kind: 'status', status: 401 }]);
+    stack.clock.advance(MINUTE);
+    await stack.run();
+    const warns = logsWith(stack, 'collector run failed').filter((l) => l.level === 40);
+    expect(warns.map((w) => w.code)).toEqual(['UPSTREAM_STATUS', 'UPSTREAM_AUTH']);
+    expect(warns[1]).toMatchObject({ err: { account: 'demo', status: 401 } });
+    expect(String((warns[1]!.err as { message: string }).message)).toContain('for account demo: credentials refused');
+    // a repeat of the same refusal is not a new warning
+    stack.clock.advance(MINUTE);
+    await stack.run();
+    expect(logsWith(stack, 'collector run failed').filter((l) => l.level === 40)).toHaveLength(2);
+  });
+
   it('catches up the buckets of a failed minute on the next run', async () => {
     stack = await startStack();
     await stack.run();

@@ -63,5 +63,15 @@ describe('HTTP server', () => {
     expect(page).toContain('<a href="/metrics">');
     expect(page).toContain('conviva_realtime');
     expect((await get(`${url}/nope`)).status).toBe(404);
+    // read-only routes: other methods are 405 with Allow
+    for (const path of ['/metrics', '/-/healthy', '/-/ready', '/']) {
+      const res = await request(`${url}${path}`, { method: 'POST', body: 'x' });
+      await res.body.dump();
+      expect(res.statusCode, `POST ${path}`).toBe(405);
+      expect(res.headers.allow).toBe('GET, HEAD');
+    }
+    const head = await request(`${url}/metrics`, { method: 'HEAD' });
+    await head.body.dump();
+    expect(head.statusCode).toBe(200);
   });
 });

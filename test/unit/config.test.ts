@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfigFile } from '../../src/config/load.js';
 import { parseDuration } from '../../src/config/duration.js';
+import { duplicates } from '../../src/config/fields.js';
 import type { ConvivaConfig } from '../../src/sources/conviva/config.js';
 
 const conviva = (c: { sources: Record<string, unknown> }) => c.sources.conviva as ConvivaConfig;
@@ -103,6 +104,15 @@ describe('config fixtures', () => {
     const c = loadConfigFile(`${root}config/demo.yml`, { SIMULATOR_URL: 'http://127.0.0.1:1' });
     expect(conviva(c).accounts.map((a) => a.name)).toEqual(['demo', 'demo-eu']);
     expect(conviva(c).realtime.group_by).toEqual(['device-os', 'cdn', 'geo-country-code', 'dimension-tag/appVersion']);
+  });
+});
+
+describe('duplicates', () => {
+  it('names each repeated name once, in order of first repeat', () => {
+    expect(duplicates(['a', 'b', 'a', 'c', 'b', 'a'])).toEqual(['a', 'b']);
+    expect(duplicates([])).toEqual([]);
+    const many = Array.from({ length: 100_000 }, (_, i) => `f${i}`);
+    expect(duplicates([...many, 'f5'])).toEqual(['f5']);
   });
 });
 

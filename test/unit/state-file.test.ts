@@ -74,6 +74,15 @@ describe('state file', () => {
     expect(lines.filter((l) => l.level === 40)).toHaveLength(1);
   });
 
+  it('a state path that is a folder fails the write and leaves no temporary file behind', async () => {
+    const d = dir();
+    const path = join(d, 'state.json');
+    mkdirSync(path);
+    const f = new StateFile(path, logged().log, () => ({ c: { version: 1, state: 1 } }));
+    await expect(f.save()).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(readdirSync(d).sort()).toEqual(['state.json']);
+  });
+
   it('reads a version 1 file (written before per-collector versions) so an upgrade keeps the counters', () => {
     const path = join(dir(), 'state.json');
     writeFileSync(path, JSON.stringify({ version: 1, savedAt: 'x', collectors: { conviva_realtime: { version: 1, scopes: [] } } }));
