@@ -52,6 +52,8 @@ export interface RunnerOptions {
 
 interface State {
   status: CollectorStatus;
+  /** A missed tick has been logged at warn since the last run started. */
+  missedLogged?: boolean;
   inflight?: Promise<RunResult>;
   controller?: AbortController;
 }
@@ -97,6 +99,7 @@ export class Runner {
       this.opts.log.warn({ collector: name }, 'collector run skipped: previous run still in progress');
       return Promise.resolve('skipped');
     }
+    st.missedLogged = false;
     st.inflight = this.execute(collector, st).finally(() => {
       st.inflight = undefined;
       st.controller = undefined;
@@ -115,8 +118,26 @@ export class Runner {
 
   /** Starts every collector on its schedule, plus the staleness sweep. */
   start(): void {
+    const { log, metrics } = this.opts;
+    // node-cron's own messages become JSON log lines, not coloured text on stderr.
+    const cronLog = log.child({ component: 'node-cron' });
+    const logger = {
+      info: (m: string) => cronLog.info(m),
+      warn: (m: string) => cronLog.warn(m),
+      error: (m: string | Error, err?: Error) => cronLog.error({ err: err ?? (m instanceof Error ? m : undefined) }, typeof m === 'string' ? m : 'node-cron error'),
+      debug: (m: string | Error) => cronLog.debug(typeof m === 'string' ? m : m.message),
+    };
     for (const c of this.opts.collectors) {
-      const task = cron.schedule(c.schedule, () => void this.run(c.name), { name: c.name });
+      const task = cron.schedule(c.schedule, () => void this.run(c.name), { name: c.name, logger });
+      // A tick the scheduler could not fire on time (the event loop was blocked past its tolerance)
+      // is a skipped run like an overlap: counted, and logged once until the next run starts.
+      task.on('execution:missed', (ctx) => {
+        metrics.collectorSkipped.inc({ collector: c.name });
+        const st = this.states.get(c.name)!;
+        const level = st.missedLogged ? 'debug' : 'warn';
+        st.missedLogged = true;
+        log[level]({ collector: c.name, tick: ctx.date.toISOString() }, 'collector run skipped: the scheduler missed its tick');
+      });
       this.tasks.push(task);
     }
     this.sweepTimer = setInterval(() => this.sweepStale(), 10_000);

@@ -46,7 +46,7 @@ export function createEngineMetrics(registry: Registry, version: string) {
     }),
     collectorSkipped: new Counter({
       name: `${p}collector_skipped_total`,
-      help: 'Scheduled collector runs skipped because the previous run was still in progress.',
+      help: 'Scheduled collector runs skipped: the previous run was still in progress, or the scheduler missed the tick (event loop blocked).',
       labelNames: ['collector'],
       registers: reg,
     }),
