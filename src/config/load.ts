@@ -39,17 +39,33 @@ export function parseConfig(text: string, env: Env, baseDir: string): Config {
     throw new ConfigError(
       doc.errors.map((e) => {
         const at = e.linePos?.[0];
-        const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-        return `yaml: ${msg}${at ? ` at line ${at.line}, column ${at.col}` : ''}`;
+        return `yaml: ${withoutSource(e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''))}${at ? ` at line ${at.line}, column ${at.col}` : ''}`;
       }),
     );
   }
+  let js: unknown;
+  try {
+    // Aliases are resolved here: a YAML bomb (too many aliases) or an unresolved alias throws.
+    js = doc.toJS();
+  } catch (e) {
+    throw new ConfigError([`yaml: ${withoutSource((e as Error).message)}`]);
+  }
   const problems: string[] = [];
-  const expanded = expandEnv(doc.toJS() ?? {}, [], env, problems);
+  const expanded = expandEnv(js ?? {}, [], env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   const parsed = configSchema.safeParse(expanded);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues, expanded));
   return resolveSecrets(parsed.data, env, baseDir);
+}
+
+/**
+ * A YAML message without the source text some messages quote after a colon ("Block scalar header
+ * includes extra characters: |s3cr3t", "Unresolved alias ...: s3cr3t"): the quoted text may be a
+ * secret written inline. The line and column say where to look.
+ */
+function withoutSource(message: string): string {
+  const i = message.indexOf(': ');
+  return i < 0 ? message : message.slice(0, i);
 }
 
 /** "sources.<name>.accounts[0].client_secret" from a zod path. */

@@ -73,6 +73,16 @@ describe('CLI', () => {
     }
   });
 
+  it('a YAML bomb or a YAML error on an inline secret exits 2 with the reason, never the secret', () => {
+    for (const f of ['bad-yaml-bomb.yml', 'bad-yaml-unresolved-alias.yml', 'bad-yaml-secret-in-error.yml']) {
+      const r = run(['--config', join(fixtures, f), '--check-config']);
+      expect(r.status, f).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^[^\\n]*${f}: yaml: `));
+      expect(r.stderr).not.toContain('s3cr3t');
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+  });
+
   it('unknown flags exit 2 with usage', () => {
     const r = run(['--bogus']);
     expect(r.status).toBe(2);

@@ -43,6 +43,10 @@ const BAD: Record<string, string[]> = {
   ],
   'bad-no-accounts.yml': ['sources.conviva.accounts: needs at least one account'],
   'bad-no-sources.yml': ['sources: required'],
+  // The YAML parser quotes source text in some messages; a secret written inline must not leak.
+  'bad-yaml-secret-in-error.yml': ['yaml: Block scalar header includes extra characters at line 6, column 25'],
+  'bad-yaml-unresolved-alias.yml': ['yaml: Unresolved alias (the anchor must be set before the alias)'],
+  'bad-yaml-bomb.yml': ['yaml: Excessive alias count indicates a resource exhaustion attack'],
   'bad-values.yml': [
     'server.listen_address: expected host:port',
     'log.level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"',
