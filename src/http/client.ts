@@ -152,7 +152,7 @@ export class HttpClient {
         const auth = res.statusCode === 401 || res.statusCode === 403;
         failure = new UpstreamError(
           res.statusCode === 429 ? 'UPSTREAM_THROTTLED' : auth ? 'UPSTREAM_AUTH' : 'UPSTREAM_STATUS',
-          `${api} ${opts.endpoint} answered ${res.statusCode}${auth && account ? ` for account ${account}: credentials refused` : ''}${describeBody(text)}`,
+          `${api} ${opts.endpoint} answered ${res.statusCode}${auth && account ? ` for account ${account}: credentials refused` : ''}${describeBody(text, opts.headers)}`,
           { api, endpoint: opts.endpoint, status: res.statusCode, account },
         );
         retryable = res.statusCode === 429 || res.statusCode >= 500;
@@ -260,8 +260,32 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-function describeBody(text: string): string {
-  const t = text.trim();
+/**
+ * The start of an error body, for the log and the landing page, with credentials taken out: an
+ * upstream or a proxy may echo the request's Authorization header (or the credentials it encodes).
+ */
+export function describeBody(text: string, headers: Record<string, string> = {}): string {
+  let t = text.trim();
   if (!t) return '';
+  for (const secret of headerSecrets(headers)) t = t.split(secret).join('[REDACTED]');
+  t = t.replace(/\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]+/gi, '$1 [REDACTED]');
   return `: ${t.length > 200 ? `${t.slice(0, 200)}…` : t}`;
+}
+
+/** Every header value, and for Basic auth the decoded "id:secret" and its parts, longest first. */
+function headerSecrets(headers: Record<string, string>): string[] {
+  const out = new Set<string>();
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() === 'accept' || name.toLowerCase() === 'user-agent') continue;
+    const m = /^(?:Basic|Bearer)\s+(.+)$/i.exec(value);
+    out.add(value);
+    if (!m) continue;
+    out.add(m[1]!);
+    if (/^basic/i.test(value)) {
+      const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+      out.add(decoded);
+      for (const part of decoded.split(':')) out.add(part);
+    }
+  }
+  return [...out].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
 }

@@ -126,6 +126,22 @@ describe('HttpClient', () => {
     await http.close();
   });
 
+  it('an error body that echoes the credentials does not put them in the error (log, landing page)', async () => {
+    const basic = `Basic ${Buffer.from('client-id-1:very-secret-2').toString('base64')}`;
+    server = createServer((req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ message: 'bad request', echo: req.headers.authorization, decoded: 'client-id-1:very-secret-2', proxy: 'Bearer abc.def-ghi' }));
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { http } = client(url, { maxRetries: 0 });
+    const err = (await http.json({ ...opts(), headers: { authorization: basic } }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toContain('answered 400');
+    expect(err.message).toContain('bad request');
+    for (const secret of [basic, basic.slice(6), 'very-secret-2', 'client-id-1', 'abc.def-ghi']) expect(err.message).not.toContain(secret);
+    await http.close();
+  });
+
   it('stops at once when the run is aborted', async () => {
     const s = await serve([503]);
     const { http } = client(s.url, { retryBaseDelayMs: 10_000, retryMaxDelayMs: 10_000 });
