@@ -133,6 +133,18 @@ export class SettledLedger {
     };
   }
 
+  /**
+   * How far the newest watermark is ahead of the newest settled bucket, in ms (0 when none is).
+   * A watermark ahead of the clock (a clock stepped back, state from a host whose clock was wrong)
+   * freezes its counters until the clock passes it: counting earlier buckets again could count
+   * them twice. The collector reports it, so the freeze is never silent.
+   */
+  aheadMs(w: LedgerWindow): number {
+    let ahead = 0;
+    for (const sc of this.scopes.values()) if (sc.watermark !== undefined) ahead = Math.max(ahead, sc.watermark - w.newestSettled);
+    return ahead;
+  }
+
   /** The scope with this identity (created on first use). A scope's key changes when what it asks for changes. */
   scope(key: string): LedgerScope {
     let s = this.scopes.get(key);

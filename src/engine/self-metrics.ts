@@ -62,6 +62,12 @@ export function createEngineMetrics(registry: Registry, version: string) {
       labelNames: ['collector'],
       registers: reg,
     }),
+    watermarkAhead: new Gauge({
+      name: `${p}watermark_ahead_seconds`,
+      help: "How far the collector's newest counted bucket is ahead of its newest settled bucket by the exporter's clock (clock stepped back, or state from a host with a wrong clock); its counters wait until the clock passes it. 0 normally.",
+      labelNames: ['collector'],
+      registers: reg,
+    }),
     seriesDropped: new Counter({
       name: `${p}series_dropped_total`,
       help: 'Series refused by the per-family cardinality guard (max_series_per_metric), counted per run.',

@@ -43,6 +43,31 @@ describe('state file', () => {
     expect(find(samples, 'conviva_attempts_total')).toHaveLength(sets.length);
   });
 
+  it('a watermark ahead of the clock (a clock stepped back) is reported, and counters wait for it without counting twice', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'state-')), 'state.json');
+    const first = await startStack({ start: T0 + 20 * MINUTE, mutate: (c) => (c.engine.state_file = path) });
+    stacks.push(first);
+    const before = (await first.run()).samples;
+    await first.close();
+    stacks.pop();
+    // The next process's clock is 20 minutes behind.
+    const second = await startStack({ start: T0, mutate: (c) => (c.engine.state_file = path) });
+    stacks.push(second);
+    const total = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
+    const { samples } = await second.run();
+    expect(value(samples, 'conviva_exporter_watermark_ahead_seconds', { collector: 'conviva_realtime' })).toBe(20 * 60);
+    expect(value(samples, 'conviva_attempts_total', total)).toBe(value(before, 'conviva_attempts_total', total));
+    await second.run();
+    expect(second.logs.filter((l) => l.msg === 'counter watermark ahead of the clock: counters wait until the clock passes it')).toHaveLength(1);
+    // once the clock has passed the watermark, counting resumes from it
+    second.clock.advance(21 * MINUTE);
+    const after = (await second.run()).samples;
+    expect(value(after, 'conviva_exporter_watermark_ahead_seconds', { collector: 'conviva_realtime' })).toBe(0);
+    expect(value(after, 'conviva_attempts_total', total)).toBe(
+      value(before, 'conviva_attempts_total', total) + settledSum(second.sim, total, SETTLED_AT_T0 + 21 * MINUTE, SETTLED_AT_T0 + 21 * MINUTE, 'attempts'),
+    );
+  });
+
   it('an unreadable state file is logged and the exporter starts afresh', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'state-')), 'state.json');
     writeFileSync(path, '{"version": 1, "collectors": {"conviva_realtime": {"version": 1, "scopes": [{"key": 5}]}}');

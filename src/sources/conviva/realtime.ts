@@ -48,7 +48,7 @@ interface ScopeResult {
 export interface RealtimeDeps {
   clients: readonly RealtimeSource[];
   config: RealtimeConfig;
-  engine: Pick<EngineMetrics, 'parseErrors'>;
+  engine: Pick<EngineMetrics, 'parseErrors' | 'watermarkAhead'>;
   bucketsMissed: Counter<'collector'>;
 }
 
@@ -103,6 +103,8 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     }
   }
   for (const sc of scopes) ledger.scope(sc.key);
+  engine.watermarkAhead.set({ collector: REALTIME_COLLECTOR }, 0);
+  let aheadLogged = false;
   const labelsOf = (scope: Scope, value: string | undefined) => [scope.client.account.name, scope.filter.name, scope.dimension, value ?? TOTAL];
 
   /**
@@ -170,6 +172,12 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     async collect(ctx: RunContext): Promise<RunOutcome> {
       // Plan: which minutes each scope still owes, from the ledger.
       const w = ledger.window(ctx.now);
+      const ahead = ledger.aheadMs(w);
+      engine.watermarkAhead.set({ collector: REALTIME_COLLECTOR }, ahead / 1000);
+      if (ahead > 0 && !aheadLogged) {
+        ctx.log.warn({ aheadSeconds: ahead / 1000 }, 'counter watermark ahead of the clock: counters wait until the clock passes it');
+      }
+      aheadLogged = ahead > 0;
       let skipped = 0;
       const onSkip = (what: string) => {
         if (++skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
