@@ -183,17 +183,18 @@ export class SettledLedger {
   }
 
   /**
-   * Takes over carried state for the scopes declared so far (same key: same query), read
+   * Takes over carried state for the scopes declared so far (same key: same query; `aliases` maps
+   * keys an earlier version wrote to today's), read
    * defensively: it may come from a file written by another version. Totals must be finite and
    * non-negative, labels must fit the family.
    */
-  adopt(state: unknown): void {
+  adopt(state: unknown, aliases: ReadonlyMap<string, string> = new Map()): void {
     const scopes = (state as { scopes?: unknown } | null)?.scopes;
     if (!Array.isArray(scopes)) return;
     const byName = new Map(this.families.map((f) => [f.name, f]));
     for (const raw of scopes as Array<Record<string, unknown> | null>) {
       if (typeof raw?.key !== 'string') continue;
-      const scope = this.scopes.get(raw.key);
+      const scope = this.scopes.get(raw.key) ?? this.scopes.get(aliases.get(raw.key) ?? '');
       const wm = raw.watermark;
       if (!scope || !(wm === null || (typeof wm === 'number' && Number.isFinite(wm))) || !Array.isArray(raw.counters)) continue;
       scope.watermark = wm ?? undefined;

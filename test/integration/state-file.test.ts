@@ -68,6 +68,22 @@ describe('state file', () => {
     );
   });
 
+  it('keeps no client id in the file, and still adopts the unhashed scope keys an earlier version wrote', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'state-')), 'state.json');
+    const legacyKey = JSON.stringify(['demo', 'demo-client', { name: 'all' }, null, 60_000]);
+    writeFileSync(path, JSON.stringify({ version: 1, savedAt: 'x', collectors: { conviva_realtime: { version: 1, scopes: [
+      { key: legacyKey, watermark: SETTLED_AT_T0 - MINUTE, counters: [{ labels: ['demo', 'all', 'total', 'total'], totals: { conviva_attempts_total: 1000 } }] },
+    ] } } }));
+    const s = await startStack({ mutate: (c) => (c.engine.state_file = path) });
+    stacks.push(s);
+    const { samples } = await s.run();
+    const total = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
+    expect(value(samples, 'conviva_attempts_total', total)).toBe(1000 + settledSum(s.sim, total, SETTLED_AT_T0, SETTLED_AT_T0, 'attempts'));
+    await s.close();
+    stacks.pop();
+    expect(readFileSync(path, 'utf8')).not.toContain('demo-client');
+  });
+
   it('an unreadable state file is logged and the exporter starts afresh', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'state-')), 'state.json');
     writeFileSync(path, '{"version": 1, "collectors": {"conviva_realtime": {"version": 1, "scopes": [{"key": 5}]}}');

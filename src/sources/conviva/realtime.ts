@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Counter } from 'prom-client';
 import type { Collector, RunContext, RunOutcome } from '../../engine/collector.js';
 import { SettledLedger, type LedgerWindow, type Settlement } from '../../engine/ledger.js';
@@ -95,9 +96,17 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
   const sortBy = paths.includes('attempts') ? 'attempts' : paths[0];
   const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay }, counterFamilies);
   const scopes: Scope[] = [];
+  const legacyKeys = new Map<string, string>();
   for (const client of deps.clients) {
     for (const filter of config.filters) {
-      const key = (g?: string) => JSON.stringify([client.account.name, client.account.clientId, filter, g ?? null, config.settle_delay]);
+      // The key goes into the state file: it is a hash, so the client id is not written there.
+      // Keys of earlier versions (the same text, unhashed) are still recognised on adopt.
+      const key = (g?: string) => {
+        const text = JSON.stringify([client.account.name, client.account.clientId, filter, g ?? null, config.settle_delay]);
+        const hashed = createHash('sha256').update(text).digest('hex');
+        legacyKeys.set(text, hashed);
+        return hashed;
+      };
       scopes.push({ key: key(), client, filter, dimension: TOTAL });
       for (const g of config.group_by) scopes.push({ key: key(g), client, filter, groupBy: g, dimension: dimensionLabel(g) });
     }
@@ -167,7 +176,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     state: {
       version: SettledLedger.STATE_VERSION,
       carry: () => ledger.carry(),
-      adopt: (state) => ledger.adopt(state),
+      adopt: (state) => ledger.adopt(state, legacyKeys),
     },
     async collect(ctx: RunContext): Promise<RunOutcome> {
       // Plan: which minutes each scope still owes, from the ledger.
