@@ -32,8 +32,16 @@ export function loadConfigFile(path: string, env: Env): Config {
   return parseConfig(text, env, dirname(resolve(path)));
 }
 
+/**
+ * Largest config accepted. Real ones are kilobytes; the YAML parser needs about a second and
+ * 150 MB per MiB, so a runaway file is refused rather than parsed for minutes.
+ */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
 /** Validates config text; `baseDir` resolves relative *_file paths. */
 export function parseConfig(text: string, env: Env, baseDir: string): Config {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_CONFIG_BYTES) throw new ConfigError([`file is ${bytes} bytes; a configuration is at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`]);
   const doc = parseDocument(text);
   if (doc.errors.length > 0) {
     throw new ConfigError(

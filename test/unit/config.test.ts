@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigFile } from '../../src/config/load.js';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
 import { parseDuration } from '../../src/config/duration.js';
 import { duplicates } from '../../src/config/fields.js';
 import type { ConvivaConfig } from '../../src/sources/conviva/config.js';
@@ -108,6 +108,18 @@ describe('config fixtures', () => {
     const c = loadConfigFile(`${root}config/demo.yml`, { SIMULATOR_URL: 'http://127.0.0.1:1' });
     expect(conviva(c).accounts.map((a) => a.name)).toEqual(['demo', 'demo-eu']);
     expect(conviva(c).realtime.group_by).toEqual(['device-os', 'cdn', 'geo-country-code', 'dimension-tag/appVersion']);
+  });
+});
+
+describe('size', () => {
+  it('refuses a config over 1 MiB before parsing it', () => {
+    const text = `sources: {}\n# ${'x'.repeat(1024 * 1024)}\n`;
+    expect(() => parseConfig(text, {}, '.')).toThrow(ConfigError);
+    try {
+      parseConfig(text, {}, '.');
+    } catch (e) {
+      expect((e as ConfigError).problems).toEqual([`file is ${Buffer.byteLength(text)} bytes; a configuration is at most 1048576 bytes (1 MiB)`]);
+    }
   });
 });
 
