@@ -72,7 +72,6 @@ export class App {
   readonly engine: Engine | undefined;
   private readonly handle: EngineHandle;
   private server: Server | undefined;
-  private current: Config;
 
   /**
    * Builds the app. The engine's modules (the collectors, undici, node-cron) are loaded only where
@@ -94,14 +93,9 @@ export class App {
 
   private constructor(opts: AppOptions, makeEngine: (exposition: Exposition) => { handle: EngineHandle; engine?: Engine }) {
     this.log = opts.log;
-    this.current = opts.config;
     const made = makeEngine(this.exposition);
     this.handle = made.handle;
     this.engine = made.engine;
-  }
-
-  get config(): Config {
-    return this.current;
   }
 
   /** The runner of an inline engine (tests drive runs through it). */
@@ -157,7 +151,6 @@ export class App {
   /** Swaps in a new config (reloads run one after another). */
   async reload(config: Config): Promise<void> {
     await this.handle.reload(config);
-    this.current = config;
   }
 
   /** Stops schedules, lets in-flight runs finish within the grace period, writes the state, closes the server. */

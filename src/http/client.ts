@@ -83,10 +83,6 @@ export class HttpClient {
     this.base = o.baseUrl.replace(/\/+$/, '');
   }
 
-  get api(): string {
-    return this.o.api;
-  }
-
   /** Creates the zero-valued series of the API and its endpoints, so alerts and panels see 0, not nothing. */
   declareEndpoints(endpoints: readonly string[]): void {
     const { api, metrics, parseErrors } = this.o;
