@@ -107,7 +107,8 @@ export class RequestBudget {
 
   private refill(): void {
     const now = this.now();
-    this.tokens = Math.min(this.perMinute, this.tokens + (now - this.last) * this.ratePerMs);
+    // A clock stepped backwards refills nothing (and must not drain the bucket by the step).
+    this.tokens = Math.min(this.perMinute, this.tokens + Math.max(0, now - this.last) * this.ratePerMs);
     this.last = now;
   }
 }

@@ -167,6 +167,16 @@ describe('RequestBudget', () => {
     const waited = await b.take('e', 10_000);
     expect(waited).toBe(1000);
   });
+
+  it('is not drained by a clock stepped backwards (an hour back must not cost an hour of requests)', async () => {
+    let now = 3_600_000;
+    const b = new RequestBudget('api', 'acct', 60, () => now);
+    expect(await b.take('e', now + 10_000)).toBe(0);
+    now -= 3_600_000; // NTP steps the clock back an hour
+    expect(await b.take('e', now + 10_000)).toBe(0);
+    now += 1_000; // and time goes on from there: the refill counts from the step, not from before it
+    for (let i = 0; i < 58; i++) expect(await b.take('e', now + 10_000)).toBe(0);
+  });
 });
 
 describe('jsonDepth', () => {
