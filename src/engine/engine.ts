@@ -258,10 +258,7 @@ export class Engine {
       guard,
       stalenessMs: config.engine.staleness,
       saveState: () => this.saveState(),
-      onPublish: () => {
-        void this.saveState().catch(() => {}); // a failed write is logged and counted by the state file
-        this.onPublished();
-      },
+      onPublish: () => this.onPublished(),
       onStatus: () => {
         this.onStatus();
         this.refreshSelf();

@@ -284,6 +284,10 @@ export class Runner {
         if (recovered) log.info({ collector: name }, 'collector recovered');
         result = 'success';
       }
+      // The state goes to disk before the counters are served: after a crash the exporter comes
+      // back with counters at least as high as any scrape saw, so rate() never reads a reset it
+      // would count twice. A failed write is logged and counted by the state file; serving goes on.
+      if (collector.state) await this.opts.saveState().catch(() => {});
       // Health metrics first, so the publish carries them together with the data.
       await publisher.publish(name, text);
       this.opts.onPublish?.(name);

@@ -68,6 +68,34 @@ describe('state file', () => {
     );
   });
 
+  it('the state is on disk before the counters it carries are served: after a crash no counter comes back lower than a scrape saw', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'state-')), 'state.json');
+    const first = await startStack({ mutate: (c) => (c.engine.state_file = path) });
+    stacks.push(first);
+    await first.run();
+    first.clock.advance(MINUTE);
+    // A kill -9 the instant the exposition takes the new counters leaves what is on disk then.
+    let onDisk = '';
+    const update = first.app.exposition.update.bind(first.app.exposition);
+    first.app.exposition.update = (parts, remove) => {
+      if (parts.some((p) => p.name.includes('conviva_realtime'))) onDisk = readFileSync(path, 'utf8');
+      update(parts, remove);
+    };
+    const scraped = (await first.run()).samples;
+    await first.close();
+    stacks.pop();
+    writeFileSync(path, onDisk);
+    // The restarted exporter finds one scope failing: it serves what the state carries for it.
+    const second = await startStack({ start: T0 + MINUTE, mutate: (c) => (c.engine.state_file = path) });
+    stacks.push(second);
+    second.sim.faults.set([{ kind: 'status', status: 500, match: 'appVersion' }]);
+    const { result, samples } = await second.run();
+    expect(result).toBe('failure');
+    const counters = find(scraped, 'conviva_attempts_total', { dimension: 'tag_appVersion' });
+    expect(counters.length).toBeGreaterThan(10);
+    for (const c of counters) expect(value(samples, 'conviva_attempts_total', c.labels), JSON.stringify(c.labels)).toBe(c.value);
+  });
+
   it('keeps no client id in the file, and still adopts the unhashed scope keys an earlier version wrote', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'state-')), 'state.json');
     const legacyKey = JSON.stringify(['demo', 'demo-client', { name: 'all' }, null, 60_000]);
