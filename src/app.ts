@@ -106,6 +106,19 @@ export class App {
 
   /** Listens on host:port (port 0 for any), then starts the schedules and a first run of every collector. */
   async start(listen: { host: string; port: number }): Promise<string> {
+    await this.serve(listen);
+    await this.handle.up;
+    this.handle.start();
+    const url = this.url;
+    this.log.info({ url, collectors: this.handle.status().map((s) => s.name) }, 'exporter listening');
+    return url;
+  }
+
+  /**
+   * Listens on host:port and serves what the engine publishes, without starting the schedules
+   * (start() does both; tests on a manual clock drive the runs themselves).
+   */
+  async serve(listen: { host: string; port: number }): Promise<string> {
     const server = createHttpServer(createRequestListener({
       exposition: this.exposition,
       status: () => this.handle.status(),
@@ -122,11 +135,7 @@ export class App {
     });
     this.server = server;
     await this.processMetrics.start();
-    await this.handle.up;
-    this.handle.start();
-    const url = this.url;
-    this.log.info({ url, collectors: this.handle.status().map((s) => s.name) }, 'exporter listening');
-    return url;
+    return this.url;
   }
 
   get url(): string {

@@ -1,8 +1,16 @@
 /** Fault switches for the simulator, settable at start and at run time through /_admin/faults. */
 export interface FaultRule {
-  /** status: answer with `status`; hang: never answer; malformed: 200 with broken JSON; latency: delay, then go on. */
-  kind: 'status' | 'hang' | 'malformed' | 'latency';
+  /**
+   * status: answer with `status`; hang: never answer; malformed: 200 with broken JSON; truncate: 200
+   * whose connection drops halfway through the promised body; body: answer `body` as it is (with
+   * `status`, default 200); latency: delay, then go on.
+   */
+  kind: 'status' | 'hang' | 'malformed' | 'truncate' | 'body' | 'latency';
   status?: number;
+  /** status rules: the error body echoes the request's Authorization header, as a careless proxy does. */
+  echoAuth?: boolean;
+  /** body rules: the raw body text. */
+  body?: string;
   /** Retry-After header value in seconds, for status rules. */
   retryAfter?: number;
   latencyMs?: number;
@@ -12,7 +20,7 @@ export interface FaultRule {
   remaining?: number;
 }
 
-const KINDS = new Set(['status', 'hang', 'malformed', 'latency']);
+const KINDS = new Set(['status', 'hang', 'malformed', 'truncate', 'body', 'latency']);
 
 /** Validates a rule list from JSON; throws an Error naming the bad field. */
 export function parseFaults(input: unknown): FaultRule[] {
@@ -20,9 +28,12 @@ export function parseFaults(input: unknown): FaultRule[] {
   return list.map((r, i) => {
     if (!r || typeof r !== 'object') throw new Error(`faults[${i}]: expected an object`);
     const rule = r as Record<string, unknown>;
-    if (typeof rule.kind !== 'string' || !KINDS.has(rule.kind)) throw new Error(`faults[${i}].kind: one of status, hang, malformed, latency`);
+    if (typeof rule.kind !== 'string' || !KINDS.has(rule.kind)) throw new Error(`faults[${i}].kind: one of ${[...KINDS].join(', ')}`);
     if (rule.kind === 'status' && (typeof rule.status !== 'number' || rule.status < 100 || rule.status > 599)) throw new Error(`faults[${i}].status: required HTTP status`);
     if (rule.kind === 'latency' && typeof rule.latencyMs !== 'number') throw new Error(`faults[${i}].latencyMs: required number`);
+    if (rule.kind === 'body' && typeof rule.body !== 'string') throw new Error(`faults[${i}].body: required string`);
+    if (rule.status !== undefined && (typeof rule.status !== 'number' || rule.status < 100 || rule.status > 599)) throw new Error(`faults[${i}].status: an HTTP status`);
+    if (rule.echoAuth !== undefined && typeof rule.echoAuth !== 'boolean') throw new Error(`faults[${i}].echoAuth: expected a boolean`);
     for (const k of ['retryAfter', 'remaining', 'latencyMs'] as const) {
       if (rule[k] !== undefined && typeof rule[k] !== 'number') throw new Error(`faults[${i}].${k}: expected a number`);
     }

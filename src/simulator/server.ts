@@ -116,10 +116,22 @@ export class Simulator {
           case 'malformed':
             res.status(200).type('application/json').send('{"time_series": [ {"timestamp": {"epoch_ms": 17');
             return;
-          case 'status':
-            if (fault.retryAfter !== undefined) res.setHeader('Retry-After', String(fault.retryAfter));
-            res.status(fault.status!).json(fault.status === 429 ? { message: 'Too Many Requests' } : { message: `simulated ${fault.status}` });
+          case 'truncate': {
+            // Promise a whole answer, send the start of one, and drop the connection.
+            const start = '{"time_series": [{"timestamp": {"epoch_ms": 1764000000000}, "attempts": {"count": 12';
+            res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(start.length * 4) });
+            res.write(start, () => res.destroy());
             return;
+          }
+          case 'body':
+            res.status(fault.status ?? 200).type('application/json').send(Buffer.from(fault.body ?? '', 'utf8'));
+            return;
+          case 'status': {
+            if (fault.retryAfter !== undefined) res.setHeader('Retry-After', String(fault.retryAfter));
+            const message = fault.status === 429 ? 'Too Many Requests' : `simulated ${fault.status}`;
+            res.status(fault.status!).json(fault.echoAuth ? { message, request: { headers: { authorization: req.headers.authorization ?? '' } } } : { message });
+            return;
+          }
           default:
             return next();
         }

@@ -1,3 +1,4 @@
+import { parseFaults } from '../../src/simulator/faults.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.js';
 import { Simulator } from '../../src/simulator/server.js';
@@ -127,5 +128,23 @@ describe('simulator: Conviva Metrics V3', () => {
     expect(malformed.status).toBe(200);
     expect(typeof malformed.body).toBe('string');
     expect(await (await fetch(`${sim.url}/_admin/faults`, { method: 'DELETE' })).json()).toEqual([]);
+  });
+
+  it('serves a given body, echoes the Authorization header when told, and drops a connection mid-body', async () => {
+    sim.faults.set([
+      { kind: 'body', status: 202, body: '[1, "é"]', remaining: 1 },
+      { kind: 'status', status: 401, echoAuth: true, remaining: 1 },
+      { kind: 'truncate', remaining: 1 },
+    ]);
+    const body = await get('/real-time-metrics/attempts?minutes=1');
+    expect(body.status).toBe(202);
+    expect(body.body).toEqual([1, 'é']);
+    const echoed = await get('/real-time-metrics/attempts?minutes=1');
+    expect(echoed.status).toBe(401);
+    expect(JSON.stringify(echoed.body)).toContain(auth.authorization);
+    // fetch sees the body end before the promised length
+    await expect(get('/real-time-metrics/attempts?minutes=1')).rejects.toThrow();
+    expect((await get('/real-time-metrics/attempts?minutes=1')).status).toBe(200);
+    expect(() => parseFaults([{ kind: 'body' }])).toThrow('faults[0].body: required string');
   });
 });
