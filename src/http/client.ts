@@ -268,7 +268,7 @@ export function describeBody(text: string, headers: Record<string, string> = {})
   return `: ${t.length > 200 ? `${t.slice(0, 200)}…` : t}`;
 }
 
-/** Every header value, and for Basic auth the decoded "id:secret" and its parts, longest first. */
+/** Every header value, for Basic auth the decoded "id:secret" and its parts, and their base64 forms, longest first. */
 function headerSecrets(headers: Record<string, string>): string[] {
   const out = new Set<string>();
   for (const [name, value] of Object.entries(headers)) {
@@ -282,6 +282,12 @@ function headerSecrets(headers: Record<string, string>): string[] {
       out.add(decoded);
       for (const part of decoded.split(':')) out.add(part);
     }
+  }
+  // ... and each of them base64-encoded (padded and not): an echo may encode what it repeats.
+  for (const s of [...out]) {
+    const b64 = Buffer.from(s, 'utf8').toString('base64');
+    out.add(b64);
+    out.add(b64.replace(/=+$/, ''));
   }
   return [...out].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
 }

@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
@@ -11,6 +10,7 @@ import { createEngineMetrics } from '../../src/engine/self-metrics.js';
 import type { ConvivaConfig } from '../../src/sources/conviva/config.js';
 import { createRealtimeCollector } from '../../src/sources/conviva/realtime.js';
 import { parseExposition } from '../helpers/exposition.js';
+import { fmt, report } from './figures.js';
 
 // Property: whatever Metrics V3 answers (valid, nearly valid, hostile), the real-time collector never
 // crashes, never serves a non-finite value, never lets a counter decrease, and its exposition parses.
@@ -78,37 +78,6 @@ function place(v: unknown, newestSettled: number, depth = 0): unknown {
   return v;
 }
 
-function reliabilityPage(stats: { sequences: number; bodies: number; runs: { success: number; failure: number }; countersChecked: number; seriesChecked: number }): string {
-  return `# Reliability
-
-Written by \`UPDATE_RELIABILITY=1 npm run test:faults\` (test/faults/); do not edit by hand. \`.ci/run\`
-runs the same suite on every change (the figures below are reproducible: the generator is seeded).
-
-## Property-based: Conviva Metrics V3 real-time answers
-
-fast-check generates answers valid, nearly valid and hostile (negative, huge and overflowing
-numbers, strings and arrays where numbers belong, dimension values with unicode, quotes,
-backslashes and control bytes, arrays nested thousands deep, timestamps of every wrong kind, and
-arbitrary JSON), in sequences of one to six minutes, and runs the real collector on each. After
-every run: no crash, every served value finite, no counter lower than before, and an exposition
-that parses.
-
-| figure | value |
-|---|---:|
-| sequences (fresh collector each) | ${stats.sequences.toLocaleString('en')} |
-| answers tried | ${stats.bodies.toLocaleString('en')} |
-| runs that succeeded / failed (a failed run is a refused answer, not a crash) | ${stats.runs.success.toLocaleString('en')} / ${stats.runs.failure.toLocaleString('en')} |
-| series checked finite | ${stats.seriesChecked.toLocaleString('en')} |
-| counter values checked never to decrease | ${stats.countersChecked.toLocaleString('en')} |
-| crashes, non-finite values, decreasing counters | 0 |
-
-Still to come (issue 7): the 1,000-minute fault storm on the simulated clock (429s, 5xx bursts,
-hangs, malformed and truncated bodies, 413, auth failures, doubled reloads, restarts, clock steps)
-with every counter checked against what the simulator served, the same property tests for every
-parser, and a secret scan over every log line, page and file the suite produces.
-`;
-}
-
 describe('Conviva real-time collector, property-based', () => {
   it('survives 10,000 generated answers: no crash, no non-finite value, no decreasing counter, a valid exposition', async () => {
     const config = parseConfig(
@@ -158,7 +127,23 @@ describe('Conviva real-time collector, property-based', () => {
     );
     expect(stats.bodies).toBeGreaterThanOrEqual(10_000);
     expect(stats.countersChecked).toBeGreaterThan(1000);
-    console.log(`conviva real-time bodies: ${JSON.stringify(stats)}`);
-    if (process.env.UPDATE_RELIABILITY) writeFileSync(new URL('../../docs/reliability.md', import.meta.url), reliabilityPage(stats));
+    report('conviva-bodies', {
+      order: 2,
+      title: 'Property-based: Conviva Metrics V3 real-time answers',
+      about: `\`test/faults/conviva-bodies.test.ts\`: fast-check generates answers valid, nearly valid and hostile
+(negative, huge and overflowing numbers, strings and arrays where numbers belong, dimension values
+with unicode, quotes, backslashes and control bytes, arrays nested thousands deep, timestamps of
+every wrong kind, and arbitrary JSON), in sequences of one to six minutes, and runs the real
+collector on each. After every run: no crash, every served value finite, no counter lower than
+before, and an exposition that parses.`,
+      rows: [
+        ['sequences (fresh collector each)', fmt(stats.sequences)],
+        ['answers tried', fmt(stats.bodies)],
+        ['runs that succeeded / failed (a failed run is a refused answer, not a crash)', `${fmt(stats.runs.success)} / ${fmt(stats.runs.failure)}`],
+        ['series checked finite', fmt(stats.seriesChecked)],
+        ['counter values checked never to decrease', fmt(stats.countersChecked)],
+        ['crashes, non-finite values, decreasing counters', '0'],
+      ],
+    });
   });
 });

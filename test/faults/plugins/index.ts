@@ -1,0 +1,5 @@
+import { convivaStorm } from './conviva.js';
+import type { StormPlugin } from './plugin.js';
+
+/** Every source's part in the fault suite; a source in SOURCES without one fails the suite. */
+export const STORM_PLUGINS: readonly StormPlugin[] = [convivaStorm];
