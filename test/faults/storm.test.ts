@@ -188,7 +188,7 @@ ${STORM_PLUGINS.map((p) => `  ${p.source}:${variant === 'b' ? p.configBlock.repl
     const secrets = STORM_PLUGINS.flatMap((p) => p.secrets);
     const forms = secrets.flatMap(leakForms);
     const leaks: string[] = [];
-    let scanned = { logLines: 0, pages: 0, stateFiles: 0, errors: 0 };
+    const scanned = { logLines: 0, pages: 0, stateFiles: 0, errors: 0 };
     const scan = (what: keyof typeof scanned, text: string) => {
       scanned[what]++;
       for (const f of forms) if (text.includes(f)) leaks.push(`${what}: ${text.slice(0, 300)}`);
