@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -79,7 +79,16 @@ function plan(paths: string[], widePaths: string[]): Minute[] {
       if (r < 0.03) entry.advance += pick([1, 2, 3, 4]) * MINUTE; // clock stepped forward
       else if (r < 0.06) entry.advance -= pick([2, 5, 10, 30]) * MINUTE; // clock stepped back
     }
-    if (m > 0 && !episode && lag === 0 && random() < 0.3) {
+    const s = random();
+    if (s < 0.007) entry.restart = 'clean';
+    else if (s < 0.014) entry.restart = 'mid-run crash';
+    else if (s < 0.021) entry.restart = !episode && lag === 0 ? 'crash the instant a publish lands' : 'clean';
+    if (entry.restart === 'crash the instant a publish lands') {
+      // The restarted exporter meets a partly failing upstream: it serves the failing scopes'
+      // counters from the state file, so a state older than the last scrape would show.
+      episode = { kind: '413 on wide requests', left: 1, rules: on({ kind: 'status', status: 413 }, widePaths) };
+      entry.episodeStart = true;
+    } else if (m > 0 && !episode && lag === 0 && random() < 0.3) {
       const kind = pick<Kind>([
         '429 with Retry-After: 0', '429 with a Retry-After past the deadline', '429 without Retry-After', '5xx burst', '5xx burst',
         'hang past the deadline', 'hang of a few requests', 'malformed body', 'truncated body', '413 on wide requests',
@@ -114,10 +123,6 @@ function plan(paths: string[], widePaths: string[]): Minute[] {
     if (r < 0.02) entry.reload = 'single';
     else if (r < 0.04) entry.reload = 'doubled';
     else if (r < 0.05) entry.reload = 'broken file';
-    const s = random();
-    if (s < 0.007) entry.restart = 'clean';
-    else if (s < 0.014) entry.restart = 'mid-run crash';
-    else if (s < 0.021) entry.restart = 'crash the instant a publish lands';
     out.push(entry);
   }
   return out;
@@ -238,11 +243,11 @@ ${STORM_PLUGINS.map((p) => `  ${p.source}:${variant === 'b' ? p.configBlock.repl
     process.on('unhandledRejection', onCrash);
 
     // What a kill -9 the instant the exposition takes a collector's data would leave on disk.
-    let onDiskAtPublish: string | undefined;
+    let onDiskAtPublish: string | null = null; // null: no file yet
     const watch = (a: App) => {
       const update = a.exposition.update.bind(a.exposition);
       a.exposition.update = (parts, remove) => {
-        if (parts.some((p) => p.name.startsWith('data/'))) onDiskAtPublish = readFileSync(statePath, 'utf8');
+        if (parts.some((p) => p.name.startsWith('data/'))) onDiskAtPublish = existsSync(statePath) ? readFileSync(statePath, 'utf8') : null;
         update(parts, remove);
       };
       return a;
@@ -297,9 +302,10 @@ ${STORM_PLUGINS.map((p) => `  ${p.source}:${variant === 'b' ? p.configBlock.repl
       if (kind === 'clean') {
         await app.stop();
       } else if (kind === 'crash the instant a publish lands') {
-        const onDisk = onDiskAtPublish!;
+        const onDisk = onDiskAtPublish;
         await app.stop();
-        writeFileSync(statePath, onDisk);
+        if (onDisk === null) rmSync(statePath, { force: true });
+        else writeFileSync(statePath, onDisk);
       } else {
         // A kill -9 while a run is in flight: what is on disk then is all the next process gets.
         sim.faults.set(STORM_PLUGINS.flatMap((p) => p.paths.map((match) => ({ kind: 'hang' as const, match }))));
@@ -438,8 +444,8 @@ ${STORM_PLUGINS.map((p) => `  ${p.source}:${variant === 'b' ? p.configBlock.repl
       about: `\`test/faults/storm.test.ts\`: every registered source (${STORM_PLUGINS.map((p) => p.source).join(', ')}) against the simulator for
 ${fmt(MINUTES)} minutes on a manual clock (the engine inline, the HTTP server real), seeded. Fault
 episodes of one to five minutes follow clean minutes, so no minute falls out of a catch-up window;
-reloads come while a run is in flight; a mid-run crash restarts from what was on disk at that
-moment. After every minute, \`/metrics\` is scraped over HTTP (every tenth minute \`/\` and the health
+reloads come while a run is in flight; a crash (mid-run, or the instant a publish lands, then
+meeting a partly failing upstream) restarts from what was on disk at that moment. After every minute, \`/metrics\` is scraped over HTTP (every tenth minute \`/\` and the health
 pages too) and every exposition goes through \`promtool check metrics\`. At the end every counter of
 every source equals what its oracle says the simulator served, and no minute was missed.`,
       rows,
