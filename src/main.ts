@@ -128,7 +128,8 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
   if (values['check-config']) {
-    console.log(`${configPath}: configuration is valid`);
+    for (const w of config.warnings) console.error(`${configPath}: warning: ${w}`);
+    console.log(`${configPath}: configuration is valid${config.warnings.length > 0 ? ` (${config.warnings.length} warning${config.warnings.length > 1 ? 's' : ''})` : ''}`);
     await sim?.close();
     return 0;
   }
@@ -142,6 +143,7 @@ async function main(argv: string[]): Promise<number> {
 
   const logLevel = values['log.level'] ?? config.log.level;
   const log = createLogger(logLevel);
+  for (const w of config.warnings) log.warn({ warning: w, file: configPath }, 'configuration warning');
 
   if (values.once) {
     const app = await App.create({ config, log });
@@ -196,6 +198,7 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGHUP', () => {
       try {
         const next = load();
+        for (const w of next.warnings) log.warn({ warning: w, file: configPath }, 'configuration warning');
         app.reload(next).catch((err: unknown) => log.error({ err }, 'configuration reload failed'));
       } catch (e) {
         const problems = e instanceof ConfigError ? e.problems : [(e as Error).message];

@@ -16,7 +16,11 @@ export class ConfigError extends Error {
 }
 
 /** A validated config: the shared part, and each configured source's resolved block by source name. */
-export type Config = Omit<RawConfig, 'sources'> & { sources: Record<string, unknown> };
+export type Config = Omit<RawConfig, 'sources'> & {
+  sources: Record<string, unknown>;
+  /** What is valid but will not work as meant ("key.path: reason"): printed by --check-config, logged at start-up and reload. */
+  warnings: string[];
+};
 
 type Env = Record<string, string | undefined>;
 
@@ -163,7 +167,7 @@ function describeErrno(e: NodeJS.ErrnoException): string {
 function resolveSecrets(raw: RawConfig, _env: Env, baseDir: string): Config {
   const problems: string[] = [];
   const { sources, ...rest } = raw;
-  const out: Config = { ...rest, sources: {} };
+  const out: Config = { ...rest, sources: {}, warnings: [] };
   if (rest.engine.state_file !== undefined && !isAbsolute(rest.engine.state_file)) {
     out.engine = { ...rest.engine, state_file: resolve(baseDir, rest.engine.state_file) };
   }
@@ -175,6 +179,7 @@ function resolveSecrets(raw: RawConfig, _env: Env, baseDir: string): Config {
       secret: (obj, key, at) => secret(obj, key, at, baseDir, problems),
       path: (p) => (isAbsolute(p) ? p : resolve(baseDir, p)),
       problem: (at, message) => problems.push(`${at}: ${message}`),
+      warn: (at, message) => out.warnings.push(`${at}: ${message}`),
     };
     out.sources[source.name] = source.resolve(block, ctx);
   }

@@ -103,6 +103,19 @@ export class LedgerScope {
   commit(fresh: readonly number[]): void {
     if (fresh.length > 0) this.watermark = Math.max(this.watermark ?? -Infinity, fresh[fresh.length - 1]!);
   }
+
+  /**
+   * Sets label `index` of every running total to `value` (an upstream object renamed: its series
+   * move to the new label and keep counting from their totals, with no reset).
+   */
+  relabel(index: number, value: string): void {
+    for (const [key, entry] of [...this.entries]) {
+      if (entry.labels[index] === value) continue;
+      const labels = entry.labels.map((l, i) => (i === index ? value : l));
+      this.entries.delete(key);
+      this.entries.set(labelKey(labels), { labels, totals: entry.totals });
+    }
+  }
 }
 
 interface CarriedScope {
@@ -116,6 +129,8 @@ export class SettledLedger {
   /** Version of the carried-state format. */
   static readonly STATE_VERSION = 1;
   private readonly scopes = new Map<string, LedgerScope>();
+  /** Carried scopes not declared yet (a collector that learns its scopes at run time), by key. */
+  private readonly pending = new Map<string, CarriedScope>();
 
   constructor(
     readonly options: LedgerOptions,
@@ -151,8 +166,22 @@ export class SettledLedger {
     if (!s) {
       s = new LedgerScope(this.options);
       this.scopes.set(key, s);
+      const carried = this.pending.get(key);
+      if (carried) {
+        this.pending.delete(key);
+        this.restore(s, carried);
+      }
     }
     return s;
+  }
+
+  /**
+   * Keeps only the scopes (declared or carried) whose key `keep` accepts: the series of the others
+   * are withdrawn at the next emit (an upstream object deleted, a scope no longer asked for).
+   */
+  retain(keep: (key: string) => boolean): void {
+    for (const key of [...this.scopes.keys()]) if (!keep(key)) this.scopes.delete(key);
+    for (const key of [...this.pending.keys()]) if (!keep(key)) this.pending.delete(key);
   }
 
   /**
@@ -174,42 +203,66 @@ export class SettledLedger {
   /** Plain JSON: per scope its watermark and totals, family names for keys. */
   carry(): { scopes: CarriedScope[] } {
     return {
-      scopes: [...this.scopes].map(([key, sc]) => ({
-        key,
-        watermark: sc.watermark ?? null,
-        counters: [...sc.entries.values()].map((e) => ({ labels: [...e.labels], totals: Object.fromEntries([...e.totals].map(([f, v]) => [f.name, v])) })),
-      })),
+      scopes: [
+        ...[...this.scopes].map(([key, sc]) => ({
+          key,
+          watermark: sc.watermark ?? null,
+          counters: [...sc.entries.values()].map((e) => ({ labels: [...e.labels], totals: Object.fromEntries([...e.totals].map(([f, v]) => [f.name, v])) })),
+        })),
+        ...this.pending.values(),
+      ],
     };
   }
 
   /**
    * Takes over carried state for the scopes declared so far (same key: same query; `aliases` maps
-   * keys an earlier version wrote to today's), read
-   * defensively: it may come from a file written by another version. Totals must be finite and
-   * non-negative, labels must fit the family.
+   * keys an earlier version wrote to today's), read defensively: it may come from a file written
+   * by another version. Totals must be finite and non-negative, labels must fit the family. With
+   * `keepUndeclared`, state of scopes not declared yet is kept until they are (or until `retain`
+   * lets them go), for collectors that learn their scopes at run time; otherwise it is dropped.
    */
-  adopt(state: unknown, aliases: ReadonlyMap<string, string> = new Map()): void {
+  adopt(state: unknown, aliases: ReadonlyMap<string, string> = new Map(), opts: { keepUndeclared?: boolean } = {}): void {
     const scopes = (state as { scopes?: unknown } | null)?.scopes;
     if (!Array.isArray(scopes)) return;
-    const byName = new Map(this.families.map((f) => [f.name, f]));
     for (const raw of scopes as Array<Record<string, unknown> | null>) {
       if (typeof raw?.key !== 'string') continue;
-      const scope = this.scopes.get(raw.key) ?? this.scopes.get(aliases.get(raw.key) ?? '');
-      const wm = raw.watermark;
-      if (!scope || !(wm === null || (typeof wm === 'number' && Number.isFinite(wm))) || !Array.isArray(raw.counters)) continue;
-      scope.watermark = wm ?? undefined;
-      scope.entries.clear();
-      for (const c of raw.counters as Array<Record<string, unknown> | null>) {
-        const labels = c?.labels;
-        const totals = c?.totals;
-        if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string') || !totals || typeof totals !== 'object') continue;
-        const map = new Map<FamilyDef, number>();
-        for (const [name, v] of Object.entries(totals)) {
-          const family = byName.get(name);
-          if (family && family.labelNames.length === labels.length && typeof v === 'number' && Number.isFinite(v) && v >= 0) map.set(family, v);
-        }
-        if (map.size > 0) scope.entries.set(labelKey(labels as string[]), { labels: labels as string[], totals: map });
+      const key = this.scopes.has(raw.key) ? raw.key : (aliases.get(raw.key) ?? raw.key);
+      const carried = this.readCarried(key, raw);
+      if (!carried) continue;
+      const scope = this.scopes.get(key);
+      if (scope) this.restore(scope, carried);
+      else if (opts.keepUndeclared) this.pending.set(key, carried);
+    }
+  }
+
+  /** A carried scope checked field by field; undefined when its watermark or counters are unreadable. */
+  private readCarried(key: string, raw: Record<string, unknown>): CarriedScope | undefined {
+    const wm = raw.watermark;
+    if (!(wm === null || (typeof wm === 'number' && Number.isFinite(wm))) || !Array.isArray(raw.counters)) return undefined;
+    const byName = new Map(this.families.map((f) => [f.name, f]));
+    const counters: CarriedScope['counters'] = [];
+    for (const c of raw.counters as Array<Record<string, unknown> | null>) {
+      const labels = c?.labels;
+      const totals = c?.totals;
+      if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string') || !totals || typeof totals !== 'object') continue;
+      const kept: Record<string, number> = {};
+      for (const [name, v] of Object.entries(totals)) {
+        const family = byName.get(name);
+        if (family && family.labelNames.length === labels.length && typeof v === 'number' && Number.isFinite(v) && v >= 0) kept[name] = v;
       }
+      if (Object.keys(kept).length > 0) counters.push({ labels: labels as string[], totals: kept });
+    }
+    return { key, watermark: wm as number | null, counters };
+  }
+
+  private restore(scope: LedgerScope, carried: CarriedScope): void {
+    const byName = new Map(this.families.map((f) => [f.name, f]));
+    scope.watermark = carried.watermark ?? undefined;
+    scope.entries.clear();
+    for (const c of carried.counters) {
+      const map = new Map<FamilyDef, number>();
+      for (const [name, v] of Object.entries(c.totals)) map.set(byName.get(name)!, v);
+      scope.entries.set(labelKey(c.labels), { labels: c.labels, totals: map });
     }
   }
 }

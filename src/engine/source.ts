@@ -22,6 +22,8 @@ export interface ResolveContext {
   path(p: string): string;
   /** Records a problem; the config is refused with every problem listed. */
   problem(at: string, message: string): void;
+  /** Records a warning: the config is accepted; --check-config prints it, start-up and reloads log it. */
+  warn(at: string, message: string): void;
 }
 
 /** What the engine hands a source to build its collectors. */

@@ -13,4 +13,6 @@ export interface FakeOptions {
 export interface Fake {
   /** Mounts the fake's routes (absolute paths, as the real API has them). */
   mount(router: Router): void;
+  /** Mounts routes that change the fake's data, under /_admin: not subject to the fault switches. */
+  admin?(router: Router): void;
 }

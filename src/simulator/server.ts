@@ -100,6 +100,7 @@ export class Simulator {
     admin.get('/requests', (_req, res) => {
       res.json(this.requests);
     });
+    for (const f of this.fakes.values()) f.admin?.(admin);
     app.use('/_admin', admin);
 
     app.use((req: Request, res: Response, next: NextFunction) => {

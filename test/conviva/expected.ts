@@ -1,3 +1,4 @@
+import { flowMinuteValues } from '../../src/sources/conviva/flow-fake.js';
 import { minuteValues, type MinuteValues } from '../../src/sources/conviva/fake-data.js';
 import type { ConvivaFake, RequestFilter } from '../../src/sources/conviva/fake.js';
 import type { Simulator } from '../../src/simulator/server.js';
@@ -45,4 +46,25 @@ export function settledSum(sim: Simulator, ls: LabelSet, from: number, to: numbe
   let sum = 0;
   for (let ts = from; ts <= to; ts += 60_000) sum += settledValue(sim, ls, ts, key);
   return sum;
+}
+
+/** The DPI Flow fake of the simulator. */
+export const flowFake = (sim: Simulator) => convivaFake(sim).flows;
+
+export type FlowCountKey = 'init' | 'complete' | 'success' | 'error';
+
+/** Sum of the settled counts the simulator serves for one flow row over the minutes [from, to] (bucket starts, inclusive). */
+export function flowSettledSum(sim: Simulator, seed: number, account: string, modelId: string, dimension: string | undefined, value: string | undefined, from: number, to: number, key: FlowCountKey): number {
+  const row = flowFake(sim).rows(account, modelId, dimension).find((r) => r.value === value);
+  if (!row) throw new Error(`no flow row ${modelId} ${dimension}=${value}`);
+  let sum = 0;
+  for (let ts = from; ts <= to; ts += 60_000) sum += flowMinuteValues(seed, account, modelId, row.rowKey, row.weight, ts)[key];
+  return sum;
+}
+
+/** The settled values of one flow row and minute. */
+export function flowSettled(sim: Simulator, seed: number, account: string, modelId: string, dimension: string | undefined, value: string | undefined, ts: number) {
+  const row = flowFake(sim).rows(account, modelId, dimension).find((r) => r.value === value);
+  if (!row) throw new Error(`no flow row ${modelId} ${dimension}=${value}`);
+  return flowMinuteValues(seed, account, modelId, row.rowKey, row.weight, ts);
 }

@@ -200,7 +200,7 @@ ${STORM_PLUGINS.map((p) => `  ${p.source}:${variant === 'b' ? p.configBlock.repl
     };
 
     const clock = new ManualClock(T0);
-    const sim = new Simulator({ clock, seed: 11 });
+    const sim = new Simulator({ clock, seed: 11 }); // the plug-ins' oracles know this seed
     await sim.listen('127.0.0.1', 0);
     // Every terminal fault the simulator answers with, by kind (and status).
     const injected = new Map<string, number>();

@@ -41,6 +41,16 @@ describe('CLI', () => {
     expect(r.stdout).toContain('configuration is valid');
   });
 
+  it('--check-config prints a warning with the arithmetic when a minute cannot fit in the request budget, and exits 0', () => {
+    const r = run(['--config', join(fixtures, 'warn-budget.yml'), '--check-config']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('configuration is valid (1 warning)');
+    expect(r.stderr).toContain(
+      'warn-budget.yml: warning: sources.conviva.realtime_requests_per_minute: a minute needs 18 requests per account (real time: 3 filters × (1 + 3 group_by) × 1 metric chunks = 12; DPI Flow: 2 models named in include × (1 + 2 group_by) = up to 6)',
+    );
+    expect(r.stderr).toContain('more than the budget of 15: runs will end early with BUDGET_EXHAUSTED');
+  });
+
   it('a config file that cannot be read is named once, with the reason', () => {
     const r = spawnSync(process.execPath, [main, '--config', 'nope.yml'], { encoding: 'utf8', timeout: 60_000, cwd: mkdtempSync(join(tmpdir(), 'ce-')) });
     expect(r.status).toBe(2);

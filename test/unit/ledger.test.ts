@@ -108,4 +108,36 @@ describe('settled-bucket ledger', () => {
     c.adopt({ scopes: [{ key: 'kept', watermark: 'x', counters: [] }] });
     expect(emitted(c)).toEqual({ ok: 3 });
   });
+
+  it('relabels a scope\'s totals (an upstream object renamed) and lets scopes go (one deleted)', () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    ledger.scope('s').add(['old'], fam, 5, guard(), T);
+    ledger.scope('t').add(['other'], fam, 2, guard(), T);
+    ledger.scope('s').relabel(0, 'new');
+    ledger.scope('s').add(['new'], fam, 1, guard(), T);
+    expect(emitted(ledger)).toEqual({ new: 6, other: 2 });
+    ledger.retain((key) => key === 's');
+    expect(emitted(ledger)).toEqual({ new: 6 });
+  });
+
+  it('keeps carried state of scopes not declared yet until they are, or until retain lets them go', () => {
+    const first = new SettledLedger(opts, [fam]);
+    first.scope('a').add(['x'], fam, 3, guard(), T);
+    first.scope('a').commit([T - 3 * M]);
+    first.scope('b').add(['y'], fam, 4, guard(), T);
+    const carried = first.carry();
+    // Without keepUndeclared, state of undeclared scopes is dropped.
+    const strict = new SettledLedger(opts, [fam]);
+    strict.adopt(carried);
+    strict.scope('a');
+    expect(emitted(strict)).toEqual({});
+    const lazy = new SettledLedger(opts, [fam]);
+    lazy.adopt(carried, new Map(), { keepUndeclared: true });
+    expect(emitted(lazy)).toEqual({}); // nothing declared yet: nothing served
+    expect(lazy.carry().scopes.map((sc) => sc.key).sort()).toEqual(['a', 'b']); // but nothing lost either
+    expect(lazy.scope('a').watermark).toBe(T - 3 * M);
+    expect(emitted(lazy)).toEqual({ x: 3 });
+    lazy.retain((key) => key === 'a');
+    expect(lazy.carry().scopes.map((sc) => sc.key)).toEqual(['a']);
+  });
 });

@@ -100,3 +100,55 @@ export function metricSpec(path: string): MetricSpec | undefined {
 export function realtimeFamilies(): FamilyDef[] {
   return METRICS.flatMap((m) => [...m.gauges.map((g) => g.family), ...(m.counter ? [m.counter] : [])]);
 }
+
+// DPI Flow: one model's real-time metrics, per flow model and optional dimension.
+
+export const FLOW_LABELS = ['account', 'flow_model_id', 'flow', 'dimension', 'value'] as const;
+const FLOW_RT = 'GET /flow-data/real-time-metrics/{flow_model_id}/last_{N}_minutes[/group-by/{dimension}]';
+const FLOW_POLLED = 'Polled every minute from Conviva DPI Flow real-time';
+
+function flowFamily(name: string, type: 'gauge' | 'counter', unit: string, help: string): FamilyDef {
+  return defineFamily({ name, type, unit, source: FLOW_RT, labelNames: FLOW_LABELS, help: `${help} ${FLOW_POLLED}.` });
+}
+
+/** A flow count: the newest settled minute as a gauge, and every settled minute once in a counter. */
+function flowCount(key: string, base: string, what: string): MetricSpec {
+  return {
+    path: key,
+    key,
+    gauges: [{ field: 'count', divisor: 1, family: flowFamily(`conviva_flow_${base}`, 'gauge', 'count', `${what} in the newest settled one-minute bucket (${key}.count).`) }],
+    counter: flowFamily(`conviva_flow_${base}_total`, 'counter', 'count', `${what}, adding each settled one-minute bucket once (${key}.count).`),
+  };
+}
+
+/** Every DPI Flow metric the flow collector reads, by the name the model lists it under. */
+export const FLOW_METRICS: readonly MetricSpec[] = [
+  flowCount('init', 'inits', 'Flows started'),
+  flowCount('complete', 'completions', 'Flows completed (succeeded or failed)'),
+  flowCount('success', 'successes', 'Flows completed successfully'),
+  flowCount('error', 'errors', 'Flows that ended in an error'),
+  {
+    path: 'percentage',
+    key: 'percentage',
+    gauges: [{ field: 'value', divisor: 100, family: flowFamily('conviva_flow_success_ratio', 'gauge', 'ratio', 'Share of completed flows that succeeded (0..1) in the newest settled one-minute bucket (percentage.value / 100).') }],
+  },
+  {
+    path: 'avg_duration',
+    key: 'avg_duration',
+    gauges: [{ field: 'value', divisor: 1000, family: flowFamily('conviva_flow_average_duration_seconds', 'gauge', 'seconds', 'Average flow duration in the newest settled one-minute bucket (avg_duration.value / 1000: milliseconds upstream).') }],
+  },
+];
+
+export const FLOW_MODEL_INFO = defineFamily({
+  name: 'conviva_flow_model_info',
+  type: 'gauge',
+  unit: 'info',
+  source: 'GET /flow-data/metadata/flow-models',
+  labelNames: ['account', 'flow_model_id', 'flow', 'conviva_defined'],
+  help: 'A DPI flow model the exporter follows (value 1): its id, its label and whether Conviva defined it. Listed at start and on the discovery schedule.',
+});
+
+/** Every family the flow collectors can emit. */
+export function flowFamilies(): FamilyDef[] {
+  return [FLOW_MODEL_INFO, ...FLOW_METRICS.flatMap((m) => [...m.gauges.map((g) => g.family), ...(m.counter ? [m.counter] : [])])];
+}

@@ -71,3 +71,40 @@ export class ConvivaClient {
     return res.body;
   }
 }
+
+/** The `api` label of the DPI Flow API's requests and errors (its calls spend the real-time budget). */
+export const FLOW_API = 'conviva_flow';
+export const FLOW_MODELS_ENDPOINT = 'flow-data/metadata/flow-models';
+export const FLOW_ENDPOINT = 'flow-data/real-time-metrics';
+export const FLOW_GROUP_BY_ENDPOINT = 'flow-data/real-time-metrics/group-by';
+
+/** Conviva DPI Flow for one account: at the host's root (/flow-data), Basic auth, the account's real-time budget. */
+export class ConvivaFlowClient {
+  private readonly auth: string;
+
+  constructor(
+    private readonly http: HttpClient,
+    readonly account: ConvivaAccount,
+    private readonly budget: RequestBudget,
+  ) {
+    this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
+  }
+
+  /** GET /flow-data/metadata/flow-models; returns the parsed JSON. */
+  async models(signal: AbortSignal, deadline: number): Promise<unknown> {
+    const res = await this.http.json({
+      path: `/${FLOW_MODELS_ENDPOINT}`, endpoint: FLOW_MODELS_ENDPOINT, headers: { authorization: this.auth }, budget: this.budget, signal, deadline,
+    });
+    return res.body;
+  }
+
+  /** GET /flow-data/real-time-metrics/{id}/last_{minutes}_minutes[/group-by/{dimension}]; returns the parsed JSON. */
+  async realtime(q: { modelId: string; minutes: number; groupBy?: string; signal: AbortSignal; deadline: number }): Promise<unknown> {
+    let path = `/${FLOW_ENDPOINT}/${encodeURIComponent(q.modelId)}/last_${q.minutes}_minutes`;
+    if (q.groupBy) path += `/group-by/${encodeURIComponent(q.groupBy)}`;
+    const res = await this.http.json({
+      path, endpoint: q.groupBy ? FLOW_GROUP_BY_ENDPOINT : FLOW_ENDPOINT, headers: { authorization: this.auth }, budget: this.budget, signal: q.signal, deadline: q.deadline,
+    });
+    return res.body;
+  }
+}

@@ -41,6 +41,27 @@ const realtime = z
   })
   .superRefine(checkRunFits);
 
+/** A flow model id or label, with `*` and `?` as wildcards (matched against both). */
+const flowPattern = z.string().min(1, 'must not be empty');
+
+const flows = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    schedule: schedule('* * * * *'),
+    timeout: duration('50s'),
+    settle_delay: duration('60s'),
+    /** Flow models are listed at start and on this schedule (a new, renamed or deleted model shows up then). */
+    discovery: z
+      .strictObject({ schedule: schedule('*/10 * * * *'), timeout: duration('30s') })
+      .superRefine(checkRunFits)
+      .default(() => ({ schedule: '*/10 * * * *', timeout: 30_000 })),
+    include: z.array(flowPattern).default([]),
+    exclude: z.array(flowPattern).default([]),
+    group_by: z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, 'expected a flow dimension as the model lists it, such as platform or app_version')).default([]),
+    max_series_per_metric: z.number().int().min(1).default(5000),
+  })
+  .superRefine(checkRunFits);
+
 /** Conviva's APIs live under one host; the client adds /insights/3.0 (and later /flow-data). */
 const baseUrl = z
   .url({ error: 'must be an absolute http(s) URL' })
@@ -61,6 +82,7 @@ export const convivaConfigSchema = z.strictObject({
   realtime_requests_per_minute: z.number().int().min(1).default(500),
   accounts: z.array(account).min(1, 'needs at least one account'),
   realtime: realtime.default(() => realtime.parse({})),
+  flows: flows.default(() => flows.parse({})),
 });
 
 export type ConvivaRawConfig = z.output<typeof convivaConfigSchema>;
@@ -73,6 +95,32 @@ export interface ConvivaAccount {
 
 export type ConvivaConfig = Omit<ConvivaRawConfig, 'accounts'> & { accounts: ConvivaAccount[] };
 export type RealtimeConfig = ConvivaConfig['realtime'];
+export type FlowsConfig = ConvivaConfig['flows'];
+
+/** Per request, Conviva's custom-selection takes at most 12 metrics. */
+export const MAX_METRICS_PER_REQUEST = 12;
+
+/** Requests a minute the real-time collector makes per account: one per filter, group-by (and the total) and chunk of 12 metrics. */
+export function realtimeRequestsPerMinute(config: Pick<RealtimeConfig, 'filters' | 'group_by' | 'metrics'>): number {
+  return config.filters.length * (1 + config.group_by.length) * Math.ceil(config.metrics.length / MAX_METRICS_PER_REQUEST);
+}
+
+/**
+ * Warns, with the arithmetic, when a minute's requests cannot fit in the account's real-time
+ * budget: the real-time collector's, plus one per flow model named in `flows.include` (no
+ * wildcard) and dimension. Models matched by a wildcard are counted when they are listed.
+ */
+function checkBudget(c: ConvivaRawConfig, ctx: ResolveContext): void {
+  const budget = c.realtime_requests_per_minute;
+  const rt = c.realtime.enabled ? realtimeRequestsPerMinute(c.realtime) : 0;
+  const rtText = `${c.realtime.filters.length} filters × (1 + ${c.realtime.group_by.length} group_by) × ${Math.ceil(c.realtime.metrics.length / MAX_METRICS_PER_REQUEST)} metric chunks = ${rt}`;
+  const named = c.flows.enabled ? c.flows.include.filter((p) => !/[*?]/.test(p)).length : 0;
+  const flows = named * (1 + c.flows.group_by.length);
+  if (rt + flows <= budget) return;
+  const parts = [`real time: ${rtText}`];
+  if (flows > 0) parts.push(`DPI Flow: ${named} models named in include × (1 + ${c.flows.group_by.length} group_by) = up to ${flows}`);
+  ctx.warn(`${ctx.at}.realtime_requests_per_minute`, `a minute needs ${rt + flows} requests per account (${parts.join('; ')}), more than the budget of ${budget}: runs will end early with BUDGET_EXHAUSTED`);
+}
 
 /** Reads the account secrets (inline or *_file) and checks names are unique. */
 export function resolveConvivaConfig(c: ConvivaRawConfig, ctx: ResolveContext): ConvivaConfig {
@@ -84,5 +132,7 @@ export function resolveConvivaConfig(c: ConvivaRawConfig, ctx: ResolveContext): 
   for (const d of duplicates(c.accounts.map((a) => a.name))) ctx.problem(`${ctx.at}.accounts`, `duplicate account name "${d}"`);
   for (const d of duplicates(c.realtime.filters.map((f) => f.name))) ctx.problem(`${ctx.at}.realtime.filters`, `duplicate filter name "${d}"`);
   for (const d of duplicates(c.realtime.group_by)) ctx.problem(`${ctx.at}.realtime.group_by`, `"${d}" listed twice`);
+  for (const d of duplicates(c.flows.group_by)) ctx.problem(`${ctx.at}.flows.group_by`, `"${d}" listed twice`);
+  checkBudget(c, ctx);
   return { ...c, ca_file: c.ca_file === undefined ? undefined : ctx.path(c.ca_file), accounts };
 }

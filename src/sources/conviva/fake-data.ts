@@ -56,7 +56,7 @@ export const SAVED_FILTERS: SavedFilter[] = [
 ];
 
 /** Weight of each value of a dimension; weights of one dimension sum to 1. */
-export function weights(seed: number, dim: DimensionSpec): Map<string, number> {
+export function weights(seed: number, dim: Pick<DimensionSpec, 'key' | 'values'>): Map<string, number> {
   // Zipf-like: a few values carry most traffic, like CDNs and ASNs do.
   const raw = dim.values.map((v, i) => (0.5 + hash(`${seed}|w|${dim.key}|${v}`)) / (i + 1));
   const sum = raw.reduce((a, b) => a + b, 0);

@@ -6,6 +6,7 @@ import { INSIGHTS_PATH } from './client.js';
 import {
   defaultDimensions, SAVED_FILTERS, servedValues, weights, type BucketScope, type DimensionSpec, type MinuteValues,
 } from './fake-data.js';
+import { FlowFake } from './flow-fake.js';
 
 export interface SimAccount {
   name: string;
@@ -71,11 +72,15 @@ export interface RequestFilter {
   dimensions: Map<string, string[]>;
 }
 
-/** Conviva's fake: Metrics V3 (real-time, historical, _meta) under /insights/3.0. */
+/** Conviva's fake: Metrics V3 (real-time, historical, _meta) under /insights/3.0, and the DPI Flow API under /flow-data. */
 export class ConvivaFake implements Fake {
+  /** The Flow API's models and data; the same accounts, seed and clock. */
+  readonly flows: FlowFake;
   private readonly weightCache = new Map<string, Map<string, number>>();
 
-  constructor(private readonly o: ConvivaSimOptions) {}
+  constructor(private readonly o: ConvivaSimOptions) {
+    this.flows = new FlowFake({ seed: o.seed, clock: o.clock, accounts: o.accounts });
+  }
 
   static create(opts: FakeOptions): ConvivaFake {
     return new ConvivaFake({ seed: opts.seed, clock: opts.clock, accounts: DEMO_ACCOUNTS, dimensions: defaultDimensions(opts.cardinality) });
@@ -83,6 +88,17 @@ export class ConvivaFake implements Fake {
 
   mount(router: Router): void {
     router.use(INSIGHTS_PATH, (req, res) => this.handle(req, res, req.path));
+    // The Flow API lives at the host root, not under /insights/3.0.
+    router.use('/flow-data', (req, res) => {
+      const account = this.authenticate(req);
+      if (account) this.flows.handle(req, res, req.path, account.name);
+      else res.status(401).json({ message: 'Unauthorized' });
+    });
+  }
+
+  /** The flow-model admin routes (/_admin/conviva/flow-models). */
+  admin(router: Router): void {
+    this.flows.admin(router);
   }
 
   /** Authenticates a request; undefined when the credentials are wrong. */

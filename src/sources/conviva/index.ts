@@ -1,10 +1,14 @@
 import { Counter, type Registry } from 'prom-client';
 import { defineSource } from '../../engine/source.js';
 import { SELF_PREFIX } from '../../engine/self-metrics.js';
-import { realtimeFamilies } from './catalogue.js';
-import { ConvivaClient, REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT } from './client.js';
-import { convivaConfigSchema, resolveConvivaConfig, type ConvivaConfig, type ConvivaRawConfig } from './config.js';
+import type { Collector } from '../../engine/collector.js';
+import { flowFamilies, realtimeFamilies } from './catalogue.js';
+import {
+  ConvivaClient, ConvivaFlowClient, FLOW_API, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT, FLOW_MODELS_ENDPOINT, REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT,
+} from './client.js';
+import { convivaConfigSchema, realtimeRequestsPerMinute, resolveConvivaConfig, type ConvivaConfig, type ConvivaRawConfig } from './config.js';
 import { ConvivaFake } from './fake.js';
+import { createFlowCollectors, FLOW_COLLECTOR } from './flow.js';
 import { createRealtimeCollector, REALTIME_COLLECTOR } from './realtime.js';
 
 /** Conviva's own health metrics. */
@@ -19,17 +23,16 @@ function convivaSelfMetrics(registry: Registry) {
   };
 }
 
-/** Conviva (https://api.conviva.com): Metrics V3 real time. */
+/** Conviva (https://api.conviva.com): Metrics V3 real time, DPI Flow. */
 export const conviva = defineSource<ConvivaRawConfig, ConvivaConfig, ReturnType<typeof convivaSelfMetrics>>({
   name: 'conviva',
   configSchema: convivaConfigSchema,
   resolve: resolveConvivaConfig,
-  families: realtimeFamilies(),
+  families: [...realtimeFamilies(), ...flowFamilies()],
   selfMetrics: convivaSelfMetrics,
   build(config, services, self) {
-    if (!config.realtime.enabled) return [];
-    const http = services.httpClient({
-      api: REALTIME_API,
+    const settings = (api: string) => ({
+      api,
       baseUrl: config.base_url,
       connectTimeoutMs: config.connect_timeout,
       headersTimeoutMs: config.request_timeout,
@@ -40,12 +43,27 @@ export const conviva = defineSource<ConvivaRawConfig, ConvivaConfig, ReturnType<
       concurrency: config.concurrency,
       caFile: config.ca_file,
     });
-    http.declareEndpoints([REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT]);
-    const clients = config.accounts.map(
-      (a) => new ConvivaClient(http, a, services.budget(REALTIME_API, a.name, config.realtime_requests_per_minute)),
-    );
-    self.bucketsMissed.inc({ collector: REALTIME_COLLECTOR }, 0);
-    return [createRealtimeCollector({ clients, config: config.realtime, engine: services.engine, bucketsMissed: self.bucketsMissed })];
+    // Metrics V3 real time and DPI Flow real time spend one budget per account.
+    const budget = (account: string) => services.budget(REALTIME_API, account, config.realtime_requests_per_minute);
+    const collectors: Collector[] = [];
+    if (config.realtime.enabled) {
+      const http = services.httpClient(settings(REALTIME_API));
+      http.declareEndpoints([REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT]);
+      const clients = config.accounts.map((a) => new ConvivaClient(http, a, budget(a.name)));
+      self.bucketsMissed.inc({ collector: REALTIME_COLLECTOR }, 0);
+      collectors.push(createRealtimeCollector({ clients, config: config.realtime, engine: services.engine, bucketsMissed: self.bucketsMissed }));
+    }
+    if (config.flows.enabled) {
+      const http = services.httpClient(settings(FLOW_API));
+      http.declareEndpoints([FLOW_MODELS_ENDPOINT, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT]);
+      const clients = config.accounts.map((a) => new ConvivaFlowClient(http, a, budget(a.name)));
+      self.bucketsMissed.inc({ collector: FLOW_COLLECTOR }, 0);
+      collectors.push(...createFlowCollectors({
+        clients, config: config.flows, engine: services.engine, bucketsMissed: self.bucketsMissed,
+        budget: { perMinute: config.realtime_requests_per_minute, realtimePerMinute: config.realtime.enabled ? realtimeRequestsPerMinute(config.realtime) : 0 },
+      }));
+    }
+    return collectors;
   },
   fake: (options) => ConvivaFake.create(options),
   useSimulator: (config, url) => ({ ...config, base_url: url, ca_file: undefined }),

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Counter } from 'prom-client';
 import type { Collector, RunContext, RunOutcome } from '../../engine/collector.js';
-import { SettledLedger, type LedgerWindow, type Settlement } from '../../engine/ledger.js';
-import { labelKey } from '../../engine/samples.js';
+import { SettledLedger, type LedgerWindow } from '../../engine/ledger.js';
 import type { EngineMetrics } from '../../engine/self-metrics.js';
-import { metricSpec, type GaugeSpec, type MetricSpec } from './catalogue.js';
+import { metricSpec, type MetricSpec } from './catalogue.js';
 import { REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT, type ConvivaClient } from './client.js';
-import type { RealtimeConfig } from './config.js';
-import { parseTimeSeries, readValue, type Bucket } from './schema.js';
+import { MAX_METRICS_PER_REQUEST, type RealtimeConfig } from './config.js';
+import { applyScope, keyedGauges, mergeBuckets, reduceScope, type ScopeResult } from './minutes.js';
+import { parseTimeSeries, type Bucket } from './schema.js';
 
 /** The part of a ConvivaClient the collector uses; tests may hand in recorded answers. */
 export type RealtimeSource = Pick<ConvivaClient, 'account' | 'realtime'>;
@@ -17,8 +17,6 @@ type FilterConfig = RealtimeConfig['filters'][number];
 const MINUTE = 60_000;
 /** Conviva's real-time window reaches 15 minutes back; older buckets can no longer be read. */
 const WINDOW_MINUTES = 15;
-/** Per request, Conviva's custom-selection takes at most 12 metrics. */
-const MAX_METRICS_PER_REQUEST = 12;
 /** Label values of the ungrouped total. */
 export const TOTAL = 'total';
 export const REALTIME_COLLECTOR = 'conviva_realtime';
@@ -33,17 +31,6 @@ interface Scope {
   groupBy?: string;
   /** label value for `dimension` */
   dimension: string;
-}
-
-/** One scope's answer, reduced to what the apply step needs. */
-interface ScopeResult {
-  settlement: Settlement;
-  /** Rows of the fresh buckets: the count of each counter spec (undefined when absent or unreadable). */
-  fresh: Array<{ labels: string[]; values: Array<number | undefined> }>;
-  /** Rows of the newest settled bucket: the value of each gauge spec. */
-  gauges: Array<{ labels: string[]; values: Array<number | undefined> }>;
-  /** Non-numeric values met. */
-  bad: number;
 }
 
 export interface RealtimeDeps {
@@ -63,22 +50,6 @@ export function dimensionLabel(groupBy: string): string {
   return tag ? `tag_${tag[1]}` : groupBy.replace(/-/g, '_');
 }
 
-/** Merges the per-chunk answers of one scope: ts -> row value -> metrics of all chunks. */
-function mergeChunks(chunks: Bucket[][]): Map<number, Map<string | undefined, Record<string, unknown>>> {
-  const out = new Map<number, Map<string | undefined, Record<string, unknown>>>();
-  for (const buckets of chunks) {
-    for (const b of buckets) {
-      let rows = out.get(b.ts);
-      if (!rows) {
-        rows = new Map();
-        out.set(b.ts, rows);
-      }
-      for (const r of b.rows) rows.set(r.value, { ...rows.get(r.value), ...r.metrics });
-    }
-  }
-  return out;
-}
-
 /**
  * Conviva Metrics V3 real-time: gauges of the newest settled minute, and counters that add each
  * settled minute exactly once per label set (the settled-bucket ledger), catching up missed
@@ -89,7 +60,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
   const specs: MetricSpec[] = config.metrics.map((m) => metricSpec(m)!);
   const counterSpecs = specs.filter((s) => s.counter !== undefined);
   const counterFamilies = counterSpecs.map((s) => s.counter!);
-  const gaugeSpecs: Array<GaugeSpec & { key: string }> = specs.flatMap((s) => s.gauges.map((g) => ({ ...g, key: s.key })));
+  const gaugeSpecs = keyedGauges(specs);
   const chunks: string[][] = [];
   const paths = specs.map((s) => s.path);
   for (let i = 0; i < paths.length; i += MAX_METRICS_PER_REQUEST) chunks.push(paths.slice(i, i + MAX_METRICS_PER_REQUEST));
@@ -147,24 +118,8 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     // Every request of the run has settled before the run ends, so none overlaps the next run.
     const failed = parts.find((p) => p.status === 'rejected');
     if (failed) throw failed.reason;
-    const merged = mergeChunks(parts.map((p) => (p as PromiseFulfilledResult<Bucket[]>).value));
-    const settlement = ls.settle(merged.keys(), w);
-    const result: ScopeResult = { settlement, fresh: [], gauges: [], bad: 0 };
-    const gaugeTs = settlement.newest;
-    if (gaugeTs === undefined) return result;
-    const bad = () => result.bad++;
-    const noop = () => {};
-    for (const ts of settlement.fresh) {
-      for (const [value, rowMetrics] of merged.get(ts)!) {
-        // A count in the gauges' bucket is read twice (counter and gauge); only the gauge pass
-        // reports it, so each bad value counts once.
-        result.fresh.push({ labels: labelsOf(scope, value), values: counterSpecs.map((spec) => readValue(rowMetrics, spec.key, 'count', ts === gaugeTs ? noop : bad)) });
-      }
-    }
-    for (const [value, rowMetrics] of merged.get(gaugeTs)!) {
-      result.gauges.push({ labels: labelsOf(scope, value), values: gaugeSpecs.map((g) => readValue(rowMetrics, g.key, g.field, bad)) });
-    }
-    return result;
+    const merged = mergeBuckets(parts.map((p) => (p as PromiseFulfilledResult<Bucket[]>).value));
+    return reduceScope(merged, ls.settle(merged.keys(), w), (value) => labelsOf(scope, value), counterSpecs, gaugeSpecs);
   }
 
   return {
@@ -207,28 +162,13 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
       scopes.forEach((scope, i) => {
         const result = outcomes[i]!;
         if (result.status === 'rejected') return;
-        const { settlement, fresh, gauges, bad } = result.value;
+        const { settlement, bad } = result.value;
         const endpoint = endpointOf(scope);
         if (bad > 0) badValues.set(endpoint, (badValues.get(endpoint) ?? 0) + bad);
         if (settlement.newest === undefined) return;
         newest = newest === undefined ? settlement.newest : Math.max(newest, settlement.newest);
         missed = Math.max(missed, settlement.missed);
-        const ls = ledger.scope(scope.key);
-        for (const row of fresh) {
-          row.values.forEach((count, j) => {
-            if (count !== undefined) ls.add(row.labels, counterFamilies[j]!, count, ctx.guard, ctx.now);
-          });
-        }
-        ls.commit(settlement.fresh);
-        for (const row of gauges) {
-          const key = labelKey(row.labels);
-          row.values.forEach((v, j) => {
-            const g = gaugeSpecs[j]!;
-            if (v === undefined || !ctx.guard.admit(g.family.name, key, ctx.now)) return;
-            // toPrecision(15) drops float noise from the division (98.53 / 100 is 0.9853000000000001).
-            ctx.samples.add(g.family, row.labels, g.divisor === 1 ? v : Number((v / g.divisor).toPrecision(15)));
-          });
-        }
+        applyScope(ledger.scope(scope.key), result.value, counterFamilies, gaugeSpecs, ctx);
       });
       // Emit: counters are served every run, whether or not their label set had data this minute.
       ledger.emit(ctx.samples, ctx.guard, ctx.now);

@@ -17,9 +17,9 @@ export interface Bucket {
  * a readable timestamp or a row without a dimension value is skipped and reported to `onSkip`.
  * Only a body that is not a time_series answer at all is an error.
  */
-export function parseTimeSeries(body: unknown, endpoint: string, grouped: boolean, onSkip: (what: string) => void): Bucket[] {
+export function parseTimeSeries(body: unknown, endpoint: string, grouped: boolean, onSkip: (what: string) => void, api = 'conviva_realtime'): Bucket[] {
   if (!isObject(body) || !Array.isArray(body.time_series)) {
-    throw new UpstreamError('UPSTREAM_MALFORMED', `conviva ${endpoint}: answer has no time_series array`, { api: 'conviva_realtime', endpoint });
+    throw new UpstreamError('UPSTREAM_MALFORMED', `${api} ${endpoint}: answer has no time_series array`, { api, endpoint });
   }
   const out: Bucket[] = [];
   for (const item of body.time_series) {
@@ -49,12 +49,53 @@ export function parseTimeSeries(body: unknown, endpoint: string, grouped: boolea
         }
         rows.push({ value: String(v), metrics: d.metrics });
       }
+    } else if (isObject(item.metrics)) {
+      // DPI Flow: without group-by the metric objects sit under `metrics`.
+      rows.push({ metrics: item.metrics });
     } else {
-      // Without group-by the metric objects sit beside the timestamp.
+      // Metrics V3: without group-by the metric objects sit beside the timestamp.
       const { timestamp: _t, ...metrics } = item;
       rows.push({ metrics });
     }
     out.push({ ts, rows });
+  }
+  return out;
+}
+
+/** A flow model as the exporter uses it. */
+export interface FlowModelInfo {
+  id: string;
+  label: string;
+  metrics: string[];
+  dimensions: string[];
+  convivaDefined: boolean;
+}
+
+/**
+ * Reads the DPI Flow model list leniently: a model without a string id is skipped and reported;
+ * a missing label falls back to the id; non-string metric or dimension names are left out.
+ */
+export function parseFlowModels(body: unknown, endpoint: string, onSkip: (what: string) => void): FlowModelInfo[] {
+  const list = isObject(body) ? body.flow_models : undefined;
+  if (!Array.isArray(list)) {
+    throw new UpstreamError('UPSTREAM_MALFORMED', `conviva_flow ${endpoint}: answer has no flow_models array`, { api: 'conviva_flow', endpoint });
+  }
+  const out: FlowModelInfo[] = [];
+  const seen = new Set<string>();
+  for (const m of list) {
+    if (!isObject(m) || typeof m.id !== 'string' || m.id === '' || seen.has(m.id)) {
+      onSkip('flow model without a usable id');
+      continue;
+    }
+    seen.add(m.id);
+    const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+    out.push({
+      id: m.id,
+      label: typeof m.label === 'string' && m.label !== '' ? m.label : m.id,
+      metrics: strings(m.metrics),
+      dimensions: strings(m.dimensions),
+      convivaDefined: m.is_conviva_defined === true,
+    });
   }
   return out;
 }

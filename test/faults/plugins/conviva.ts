@@ -1,10 +1,20 @@
-import { labelSets, settledSum } from '../../conviva/expected.js';
+import { flowFake, flowSettledSum, labelSets, settledSum, type FlowCountKey } from '../../conviva/expected.js';
 import type { ParsedSample } from '../../helpers/exposition.js';
 import type { StormPlugin } from './plugin.js';
 
 const MINUTE = 60_000;
 /** The newest settled minute at clock time t (Conviva settles a minute two minutes after it starts). */
 const newestSettled = (t: number) => Math.floor((t - 2 * MINUTE) / MINUTE) * MINUTE;
+
+/** The storm's simulator seed (test/faults/storm.test.ts). */
+const SEED = 11;
+
+const FLOW_COUNTERS: Array<[string, FlowCountKey]> = [
+  ['conviva_flow_inits_total', 'init'],
+  ['conviva_flow_completions_total', 'complete'],
+  ['conviva_flow_successes_total', 'success'],
+  ['conviva_flow_errors_total', 'error'],
+];
 
 const COUNTERS = [
   ['conviva_attempts_total', 'attempts'],
@@ -14,10 +24,11 @@ const COUNTERS = [
 ] as const;
 
 /**
- * Conviva real time in the storm: two accounts (one secret inline, one from a file), three
- * filters, the total and two dimensions (one a custom tag): 18 requests a minute. Its oracle: every
- * `_total` equals the sum of the settled minutes the simulator serves, from the newest settled
- * minute at the first run to the newest at the last, with no minute skipped or counted twice.
+ * Conviva in the storm: two accounts (one secret inline, one from a file); real time with three
+ * filters, the total and two dimensions (one a custom tag): 18 requests a minute; DPI Flow with
+ * four models by platform: 16 requests a minute, and the model list. Its oracle: every `_total`
+ * equals the sum of the settled minutes the simulator serves, from the newest settled minute at
+ * the first run to the newest at the last, with no minute skipped or counted twice.
  */
 export const convivaStorm: StormPlugin = {
   source: 'conviva',
@@ -38,16 +49,24 @@ export const convivaStorm: StormPlugin = {
         - { name: all }
         - { name: ios, dimensions: { device_os: [iOS] } }
         - { name: sports, filter_id: 1234 }
+    flows:
+      enabled: true
+      timeout: 800ms
+      discovery: { timeout: 800ms }
+      group_by: [platform]
 `,
   files: { 'demo-eu-secret': 'demo-eu-secret\n' },
   secrets: [
     { id: 'demo-client', secret: 'demo-secret' },
     { id: 'demo-eu-client', secret: 'demo-eu-secret' },
   ],
-  paths: ['/insights/3.0/real-time-metrics'],
+  paths: ['/insights/3.0/real-time-metrics', '/flow-data/real-time-metrics', '/flow-data/metadata'],
   widePaths: ['/group-by/'],
-  counterFamilies: COUNTERS.map(([family]) => family),
-  mustBeZero: [{ name: 'conviva_exporter_buckets_missed_total', labels: { collector: 'conviva_realtime' } }],
+  counterFamilies: [...COUNTERS.map(([family]) => family), ...FLOW_COUNTERS.map(([family]) => family)],
+  mustBeZero: [
+    { name: 'conviva_exporter_buckets_missed_total', labels: { collector: 'conviva_realtime' } },
+    { name: 'conviva_exporter_buckets_missed_total', labels: { collector: 'conviva_flow' } },
+  ],
   expected(sim, span) {
     const first = newestSettled(span.firstRunAt);
     const last = newestSettled(span.lastRunAt);
@@ -55,6 +74,14 @@ export const convivaStorm: StormPlugin = {
     for (const account of ['demo', 'demo-eu']) {
       for (const ls of labelSets(sim, account, ['all', 'ios', 'sports'], ['total', 'device_os', 'tag_appVersion'])) {
         for (const [family, key] of COUNTERS) out.push({ name: family, labels: { ...ls }, value: settledSum(sim, ls, first, last, key) });
+      }
+      for (const model of flowFake(sim).models(account)) {
+        const rows: Array<{ dimension?: string; value?: string }> = [{}];
+        if (model.dimensions.includes('platform')) rows.push(...flowFake(sim).rows(account, model.id, 'platform').map((r) => ({ dimension: 'platform', value: r.value })));
+        for (const r of rows) {
+          const labels = { account, flow_model_id: model.id, flow: model.label, dimension: r.dimension ?? 'total', value: r.value ?? 'total' };
+          for (const [family, key] of FLOW_COUNTERS) out.push({ name: family, labels, value: flowSettledSum(sim, SEED, account, model.id, r.dimension, r.value, first, last, key) });
+        }
       }
     }
     return out;

@@ -1,0 +1,94 @@
+import type { RunContext } from '../../engine/collector.js';
+import type { FamilyDef } from '../../engine/family.js';
+import type { LedgerScope, Settlement } from '../../engine/ledger.js';
+import { labelKey } from '../../engine/samples.js';
+import type { GaugeSpec, MetricSpec } from './catalogue.js';
+import { readValue, type Bucket } from './schema.js';
+
+// One-minute Conviva answers (Metrics V3 real time, DPI Flow) turned into counter increments and
+// gauge values: shared by the real-time and the flow collector, which differ in what they ask.
+
+/** Bucket start -> row value (undefined for the total) -> the row's metric objects. */
+export type MergedBuckets = Map<number, Map<string | undefined, Record<string, unknown>>>;
+
+/** Merges answers for one scope (chunks of metrics, say): ts -> row value -> metrics of all answers. */
+export function mergeBuckets(answers: Bucket[][]): MergedBuckets {
+  const out: MergedBuckets = new Map();
+  for (const buckets of answers) {
+    for (const b of buckets) {
+      let rows = out.get(b.ts);
+      if (!rows) {
+        rows = new Map();
+        out.set(b.ts, rows);
+      }
+      for (const r of b.rows) rows.set(r.value, { ...rows.get(r.value), ...r.metrics });
+    }
+  }
+  return out;
+}
+
+/** A gauge spec with the metric key it reads. */
+export type KeyedGauge = GaugeSpec & { key: string };
+
+export function keyedGauges(specs: readonly MetricSpec[]): KeyedGauge[] {
+  return specs.flatMap((s) => s.gauges.map((g) => ({ ...g, key: s.key })));
+}
+
+/** One scope's answer, reduced to what the apply step needs. */
+export interface ScopeResult {
+  settlement: Settlement;
+  /** Rows of the fresh buckets: the count of each counter spec (undefined when absent or unreadable). */
+  fresh: Array<{ labels: string[]; values: Array<number | undefined> }>;
+  /** Rows of the newest settled bucket: the value of each gauge spec. */
+  gauges: Array<{ labels: string[]; values: Array<number | undefined> }>;
+  /** Non-numeric values met. */
+  bad: number;
+}
+
+/**
+ * Reduces a scope's merged answer at once to the numbers the apply step needs: the counts of the
+ * fresh buckets and the gauge values of the newest settled one (the parsed JSON can then go).
+ */
+export function reduceScope(
+  merged: MergedBuckets,
+  settlement: Settlement,
+  labelsOf: (value: string | undefined) => string[],
+  counterSpecs: readonly MetricSpec[],
+  gaugeSpecs: readonly KeyedGauge[],
+): ScopeResult {
+  const result: ScopeResult = { settlement, fresh: [], gauges: [], bad: 0 };
+  const gaugeTs = settlement.newest;
+  if (gaugeTs === undefined) return result;
+  const bad = () => result.bad++;
+  const noop = () => {};
+  for (const ts of settlement.fresh) {
+    for (const [value, rowMetrics] of merged.get(ts)!) {
+      // A count in the gauges' bucket is read twice (counter and gauge); only the gauge pass
+      // reports it, so each bad value counts once.
+      result.fresh.push({ labels: labelsOf(value), values: counterSpecs.map((spec) => readValue(rowMetrics, spec.key, 'count', ts === gaugeTs ? noop : bad)) });
+    }
+  }
+  for (const [value, rowMetrics] of merged.get(gaugeTs)!) {
+    result.gauges.push({ labels: labelsOf(value), values: gaugeSpecs.map((g) => readValue(rowMetrics, g.key, g.field, bad)) });
+  }
+  return result;
+}
+
+/** Counts a scope's fresh minutes once, commits them, and shows the newest settled minute's gauges. */
+export function applyScope(ls: LedgerScope, result: ScopeResult, counterFamilies: readonly FamilyDef[], gaugeSpecs: readonly KeyedGauge[], ctx: RunContext): void {
+  for (const row of result.fresh) {
+    row.values.forEach((count, j) => {
+      if (count !== undefined) ls.add(row.labels, counterFamilies[j]!, count, ctx.guard, ctx.now);
+    });
+  }
+  ls.commit(result.settlement.fresh);
+  for (const row of result.gauges) {
+    const key = labelKey(row.labels);
+    row.values.forEach((v, j) => {
+      const g = gaugeSpecs[j]!;
+      if (v === undefined || !ctx.guard.admit(g.family.name, key, ctx.now)) return;
+      // toPrecision(15) drops float noise from the division (98.53 / 100 is 0.9853000000000001).
+      ctx.samples.add(g.family, row.labels, g.divisor === 1 ? v : Number((v / g.divisor).toPrecision(15)));
+    });
+  }
+}
