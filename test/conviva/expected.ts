@@ -1,3 +1,4 @@
+import { sessionsEndingIn, type SimSession } from '../../src/sources/conviva/sessions-fake.js';
 import { flowMinuteValues } from '../../src/sources/conviva/flow-fake.js';
 import { minuteValues, type MinuteValues } from '../../src/sources/conviva/fake-data.js';
 import type { ConvivaFake, RequestFilter } from '../../src/sources/conviva/fake.js';
@@ -67,4 +68,25 @@ export function flowSettled(sim: Simulator, seed: number, account: string, model
   const row = flowFake(sim).rows(account, modelId, dimension).find((r) => r.value === value);
   if (!row) throw new Error(`no flow row ${modelId} ${dimension}=${value}`);
   return flowMinuteValues(seed, account, modelId, row.rowKey, row.weight, ts);
+}
+
+/**
+ * The sessions the simulator serves that ended in [from, to), in the order it serves them: the
+ * oracle of the sessions collector (a session is listed at most 3 minutes after it ends).
+ */
+export function sessionsEnded(seed: number, account: string, from: number, to: number): SimSession[] {
+  const out: SimSession[] = [];
+  for (let m = Math.floor(from / 60_000) * 60_000; m < to; m += 60_000) {
+    for (const s of sessionsEndingIn(seed, account, m)) if (s.timestamps.end.epoch_ms >= from && s.timestamps.end.epoch_ms < to) out.push(s);
+  }
+  return out;
+}
+
+/** The outcome docs/metrics.md documents, computed from the raw session (first match wins). */
+export function documentedOutcome(s: SimSession): string {
+  const st = s.status_info;
+  if (st.is_video_start_failure || st.is_video_start_failure_business || st.is_video_start_failure_tech) return 'video_start_failure';
+  if (st.is_exit_before_video_start) return 'exit_before_video_start';
+  if (st.is_video_playback_failure || st.is_video_playback_failure_business || st.is_video_playback_failure_tech) return 'playback_failure';
+  return s.lifetime_metrics.video_start_time_ms >= 0 ? 'played' : 'not_started';
 }

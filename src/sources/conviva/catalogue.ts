@@ -152,3 +152,43 @@ export const FLOW_MODEL_INFO = defineFamily({
 export function flowFamilies(): FamilyDef[] {
   return [FLOW_MODEL_INFO, ...FLOW_METRICS.flatMap((m) => [...m.gauges.map((g) => g.family), ...(m.counter ? [m.counter] : [])])];
 }
+
+// Sample sessions: per-session quality as histograms, and outcomes as a counter.
+
+export const SESSION_LABELS = ['account', 'dimension', 'value'] as const;
+const SESSIONS_SRC = 'GET /insights/3.0/sessions/content';
+const SAMPLED = 'Conviva sample sessions (a sample of ended sessions, not every session), each counted once when it is listed';
+
+function sessionHistogram(name: string, unit: string, buckets: number[], what: string): FamilyDef {
+  return defineFamily({ name, type: 'histogram', unit, source: SESSIONS_SRC, labelNames: SESSION_LABELS, buckets, help: `${what}. ${SAMPLED}.` });
+}
+
+export const SESSION_VIDEO_START_TIME = sessionHistogram(
+  'conviva_session_video_start_time_seconds', 'seconds', [0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 30],
+  'Video start time of sampled sessions whose video started (lifetime_metrics.video_start_time_ms / 1000; negative values, video never started, are not observed)',
+);
+export const SESSION_REBUFFERING_RATIO = sessionHistogram(
+  'conviva_session_rebuffering_ratio', 'ratio', [0, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
+  'Share of playing time spent rebuffering (0..1) of sampled sessions whose video started (rebuffering_ratio_percent / 100)',
+);
+export const SESSION_PLAYING_TIME = sessionHistogram(
+  'conviva_session_playing_time_seconds', 'seconds', [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
+  'Playing time of sampled sessions whose video started (playing_time_ms / 1000)',
+);
+export const SESSION_BITRATE = sessionHistogram(
+  'conviva_session_average_peak_bitrate_bytes_per_second', 'bytes_per_second', [62_500, 125_000, 250_000, 375_000, 500_000, 625_000, 750_000, 1_000_000, 1_250_000, 1_500_000],
+  'Average peak bitrate of sampled sessions whose video started, in bytes per second (average_peak_bitrate_bps / 8)',
+);
+export const SESSIONS_TOTAL = defineFamily({
+  name: 'conviva_sessions_total',
+  type: 'counter',
+  unit: 'count',
+  source: SESSIONS_SRC,
+  labelNames: [...SESSION_LABELS, 'outcome'],
+  help: `Sampled sessions by outcome (played, video_start_failure, exit_before_video_start, playback_failure, not_started; one per session). ${SAMPLED}.`,
+});
+
+/** Every family the sessions collector can emit. */
+export function sessionFamilies(): FamilyDef[] {
+  return [SESSION_VIDEO_START_TIME, SESSION_REBUFFERING_RATIO, SESSION_PLAYING_TIME, SESSION_BITRATE, SESSIONS_TOTAL];
+}

@@ -7,6 +7,11 @@ export const INSIGHTS_PATH = '/insights/3.0';
 /** The `api` label of the real-time API's requests, budget and errors. */
 export const REALTIME_API = 'conviva_realtime';
 
+/** The `api` label of the sessions API's requests and errors, and of the historical budget it spends. */
+export const SESSIONS_API = 'conviva_sessions';
+export const HISTORICAL_BUDGET = 'conviva_historical';
+export const SESSIONS_ENDPOINT = 'sessions/content';
+
 /** Endpoint labels (route templates) of the real-time API, for metrics. */
 export const REALTIME_ENDPOINT = 'real-time-metrics/custom-selection';
 export const REALTIME_GROUP_BY_ENDPOINT = 'real-time-metrics/custom-selection/group-by';
@@ -104,6 +109,33 @@ export class ConvivaFlowClient {
     if (q.groupBy) path += `/group-by/${encodeURIComponent(q.groupBy)}`;
     const res = await this.http.json({
       path, endpoint: q.groupBy ? FLOW_GROUP_BY_ENDPOINT : FLOW_ENDPOINT, headers: { authorization: this.auth }, budget: this.budget, signal: q.signal, deadline: q.deadline,
+    });
+    return res.body;
+  }
+}
+
+/** Conviva Sessions V3 for one account: Basic auth, the account's historical budget. */
+export class ConvivaSessionsClient {
+  private readonly auth: string;
+
+  constructor(
+    private readonly http: HttpClient,
+    readonly account: ConvivaAccount,
+    private readonly budget: RequestBudget,
+  ) {
+    this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
+  }
+
+  /** GET /insights/3.0/sessions/content for the sessions that ended in [from, to); returns the parsed JSON. */
+  async sessions(q: { from: number; to: number; limit: number; signal: AbortSignal; deadline: number }): Promise<unknown> {
+    const res = await this.http.json({
+      path: `${INSIGHTS_PATH}/${SESSIONS_ENDPOINT}`,
+      query: { start_epoch_ms: q.from, end_epoch_ms: q.to, limit: q.limit },
+      endpoint: SESSIONS_ENDPOINT,
+      headers: { authorization: this.auth },
+      budget: this.budget,
+      signal: q.signal,
+      deadline: q.deadline,
     });
     return res.body;
   }

@@ -62,6 +62,30 @@ const flows = z
   })
   .superRefine(checkRunFits);
 
+/** Session fields the sessions collector can break down by (label `dimension`), and `tag_<customTag>`. */
+export const SESSION_DIMENSIONS = ['device_os_family', 'device_os', 'browser', 'content_category', 'cdn', 'country_code', 'isp'] as const;
+
+const sessions = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    schedule: schedule('* * * * *'),
+    timeout: duration('50s'),
+    /** Sessions that ended in the last `lag` may not be listed yet: each read stops there. */
+    lag: duration('5m'),
+    /** Each read starts this long before the watermark, for sessions listed late; ids de-duplicate. */
+    overlap: duration('10m'),
+    /** A first start (no state) reads the sessions that ended this long before now - lag. */
+    initial_lookback: duration('5m'),
+    limit: z.number().int().min(1).max(1500).default(1500),
+    /** A full answer is split in halves down to this window; a window this short still full is counted as truncated. */
+    min_window: duration('1m'),
+    group_by: z
+      .array(z.string().refine((d) => (SESSION_DIMENSIONS as readonly string[]).includes(d) || /^tag_[A-Za-z0-9_]+$/.test(d), { message: `must be one of ${SESSION_DIMENSIONS.join(', ')}, or tag_<customTag>` }))
+      .default([]),
+    max_series_per_metric: z.number().int().min(1).default(5000),
+  })
+  .superRefine(checkRunFits);
+
 /** Conviva's APIs live under one host; the client adds /insights/3.0 (and later /flow-data). */
 const baseUrl = z
   .url({ error: 'must be an absolute http(s) URL' })
@@ -83,6 +107,9 @@ export const convivaConfigSchema = z.strictObject({
   accounts: z.array(account).min(1, 'needs at least one account'),
   realtime: realtime.default(() => realtime.parse({})),
   flows: flows.default(() => flows.parse({})),
+  sessions: sessions.default(() => sessions.parse({})),
+  /** Client-side budget per account of Conviva's historical APIs (400 a minute, shared by historical metrics and sessions). */
+  historical_requests_per_minute: z.number().int().min(1).default(400),
 });
 
 export type ConvivaRawConfig = z.output<typeof convivaConfigSchema>;
@@ -96,6 +123,7 @@ export interface ConvivaAccount {
 export type ConvivaConfig = Omit<ConvivaRawConfig, 'accounts'> & { accounts: ConvivaAccount[] };
 export type RealtimeConfig = ConvivaConfig['realtime'];
 export type FlowsConfig = ConvivaConfig['flows'];
+export type SessionsConfig = ConvivaConfig['sessions'];
 
 /** Per request, Conviva's custom-selection takes at most 12 metrics. */
 export const MAX_METRICS_PER_REQUEST = 12;
@@ -133,6 +161,8 @@ export function resolveConvivaConfig(c: ConvivaRawConfig, ctx: ResolveContext): 
   for (const d of duplicates(c.realtime.filters.map((f) => f.name))) ctx.problem(`${ctx.at}.realtime.filters`, `duplicate filter name "${d}"`);
   for (const d of duplicates(c.realtime.group_by)) ctx.problem(`${ctx.at}.realtime.group_by`, `"${d}" listed twice`);
   for (const d of duplicates(c.flows.group_by)) ctx.problem(`${ctx.at}.flows.group_by`, `"${d}" listed twice`);
+  for (const d of duplicates(c.sessions.group_by)) ctx.problem(`${ctx.at}.sessions.group_by`, `"${d}" listed twice`);
+  if (c.sessions.min_window > 3 * 3_600_000) ctx.problem(`${ctx.at}.sessions.min_window`, 'must be at most 3h (one request spans at most 3 hours)');
   checkBudget(c, ctx);
   return { ...c, ca_file: c.ca_file === undefined ? undefined : ctx.path(c.ca_file), accounts };
 }

@@ -7,6 +7,7 @@ import {
   defaultDimensions, SAVED_FILTERS, servedValues, weights, type BucketScope, type DimensionSpec, type MinuteValues,
 } from './fake-data.js';
 import { FlowFake } from './flow-fake.js';
+import { SessionsFake, SessionsQueryError } from './sessions-fake.js';
 
 export interface SimAccount {
   name: string;
@@ -72,14 +73,20 @@ export interface RequestFilter {
   dimensions: Map<string, string[]>;
 }
 
-/** Conviva's fake: Metrics V3 (real-time, historical, _meta) under /insights/3.0, and the DPI Flow API under /flow-data. */
+/**
+ * Conviva's fake: Metrics V3 (real-time, historical, _meta) and sample sessions (sessions/content) under
+ * /insights/3.0, and the DPI Flow API under /flow-data.
+ */
 export class ConvivaFake implements Fake {
   /** The Flow API's models and data; the same accounts, seed and clock. */
   readonly flows: FlowFake;
+  /** The sample sessions; the same seed and clock. */
+  readonly sessions: SessionsFake;
   private readonly weightCache = new Map<string, Map<string, number>>();
 
   constructor(private readonly o: ConvivaSimOptions) {
     this.flows = new FlowFake({ seed: o.seed, clock: o.clock, accounts: o.accounts });
+    this.sessions = new SessionsFake({ seed: o.seed, clock: o.clock });
   }
 
   static create(opts: FakeOptions): ConvivaFake {
@@ -129,7 +136,7 @@ export class ConvivaFake implements Fake {
       }
       res.status(200).type('application/json').send(text);
     } catch (e) {
-      if (e instanceof BadRequest) res.status(400).json({ name: 'InvalidParameter', message: e.message });
+      if (e instanceof BadRequest || e instanceof SessionsQueryError) res.status(400).json({ name: 'InvalidParameter', message: e.message });
       else if (e instanceof NotFound) res.status(404).json({ name: 'NotFound', message: e.message });
       else throw e;
     }
@@ -181,6 +188,10 @@ export class ConvivaFake implements Fake {
 
   private route(path: string, q: URLSearchParams, account: SimAccount): unknown {
     const parts = path.split('/').filter(Boolean);
+    if (parts[0] === 'sessions') {
+      if (parts.length === 2 && parts[1] === 'content') return this.sessions.content(q, account.name);
+      throw new NotFound(`no such path ${path}`);
+    }
     if (parts[0] === 'metrics' && parts[1] === '_meta' && parts[2] === 'references') {
       if (parts[3] === 'dimensions') return { dimensions: this.o.dimensions.map((d) => ({ key: d.key, path: d.path, description: d.description })) };
       if (parts[3] === 'filters') return { filters: SAVED_FILTERS.map((f) => ({ id: f.id, name: f.name })) };

@@ -100,6 +100,86 @@ export function parseFlowModels(body: unknown, endpoint: string, onSkip: (what: 
   return out;
 }
 
+/** What the sessions collector reads of one session; numbers are undefined when absent or unreadable. */
+export interface SessionInfo {
+  id: string;
+  /** End time, epoch ms. */
+  end: number;
+  videoStartFailure: boolean;
+  exitBeforeVideoStart: boolean;
+  playbackFailure: boolean;
+  videoStartTimeMs?: number;
+  rebufferingRatioPercent?: number;
+  playingTimeMs?: number;
+  averagePeakBitrateBps?: number;
+  /** Breakdown values by session dimension (device_os_family, ..., tag_<name>); absent when the session lacks it. */
+  dimensions: Record<string, string>;
+}
+
+/**
+ * Reads a Sessions V3 answer leniently: a session without a string id or a readable end time is
+ * skipped and reported; an unreadable number is left out (reported). Never reads viewer_id.
+ */
+export function parseSessions(body: unknown, endpoint: string, onSkip: (what: string) => void): SessionInfo[] {
+  const list = isObject(body) ? body.sessions : undefined;
+  if (!Array.isArray(list)) {
+    throw new UpstreamError('UPSTREAM_MALFORMED', `conviva_sessions ${endpoint}: answer has no sessions array`, { api: 'conviva_sessions', endpoint });
+  }
+  const out: SessionInfo[] = [];
+  for (const s of list) {
+    const end = isObject(s) && isObject(s.timestamps) ? timestampOf(s.timestamps.end) : undefined;
+    if (!isObject(s) || typeof s.conviva_session_id !== 'string' || s.conviva_session_id === '' || end === undefined) {
+      onSkip('session without an id or an end time');
+      continue;
+    }
+    const status = isObject(s.status_info) ? s.status_info : {};
+    const lm = isObject(s.lifetime_metrics) ? s.lifetime_metrics : {};
+    const flag = (...keys: string[]) => keys.some((k) => status[k] === true);
+    const num = (k: string, allowNegative = false): number | undefined => {
+      const v = lm[k];
+      if (v === undefined || v === null) return undefined;
+      if (typeof v !== 'number' || !Number.isFinite(v) || (!allowNegative && v < 0)) {
+        onSkip(`session value ${k} is not a number`);
+        return undefined;
+      }
+      return v;
+    };
+    const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' && Number.isFinite(v) ? String(v) : undefined);
+    const device = isObject(s.device_info) ? s.device_info : {};
+    const content = isObject(s.content_info) ? s.content_info : {};
+    const geo = isObject(s.geo_info) ? s.geo_info : {};
+    const network = isObject(s.network_info) ? s.network_info : {};
+    const tags = isObject(s.tags) && isObject(s.tags.custom_tags) ? s.tags.custom_tags : {};
+    const dimensions: Record<string, string> = {};
+    const set = (k: string, v: unknown) => {
+      const x = str(v);
+      if (x !== undefined) dimensions[k] = x;
+    };
+    set('device_os_family', device.os_family);
+    set('device_os', device.os);
+    set('browser', isObject(device.browser) ? device.browser.name : undefined);
+    set('content_category', content.category);
+    // The CDN the session started on: the first of the list.
+    set('cdn', Array.isArray(network.cdn) ? network.cdn[0] : network.cdn);
+    set('country_code', isObject(geo.country) ? geo.country.code : undefined);
+    set('isp', network.isp);
+    for (const [k, v] of Object.entries(tags)) if (/^[A-Za-z0-9_]+$/.test(k)) set(`tag_${k}`, v);
+    out.push({
+      id: s.conviva_session_id,
+      end,
+      videoStartFailure: flag('is_video_start_failure', 'is_video_start_failure_business', 'is_video_start_failure_tech'),
+      exitBeforeVideoStart: flag('is_exit_before_video_start'),
+      playbackFailure: flag('is_video_playback_failure', 'is_video_playback_failure_business', 'is_video_playback_failure_tech'),
+      videoStartTimeMs: num('video_start_time_ms', true),
+      rebufferingRatioPercent: num('rebuffering_ratio_percent'),
+      playingTimeMs: num('playing_time_ms'),
+      averagePeakBitrateBps: num('average_peak_bitrate_bps'),
+      dimensions,
+    });
+  }
+  return out;
+}
+
 function timestampOf(t: unknown): number | undefined {
   if (isObject(t)) {
     if (typeof t.epoch_ms === 'number' && Number.isFinite(t.epoch_ms)) return t.epoch_ms;
