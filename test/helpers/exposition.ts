@@ -10,7 +10,8 @@ export function parseExposition(text: string): ParsedSample[] {
   const out: ParsedSample[] = [];
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    // [\s\S], not .: a label value may hold a raw carriage return or U+2028 (only \\, " and \n are escaped).
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([\s\S]*)\})? (\S+)$/.exec(line);
     if (!m) throw new Error(`unreadable exposition line: ${line}`);
     const labels: Record<string, string> = {};
     const body = m[3] ?? '';

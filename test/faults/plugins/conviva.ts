@@ -1,4 +1,4 @@
-import { flowFake, flowSettledSum, labelSets, settledSum, type FlowCountKey } from '../../conviva/expected.js';
+import { documentedOutcome, flowFake, flowSettledSum, labelSets, sessionsEnded, settledSum, type FlowCountKey } from '../../conviva/expected.js';
 import type { ParsedSample } from '../../helpers/exposition.js';
 import type { StormPlugin } from './plugin.js';
 
@@ -26,7 +26,8 @@ const COUNTERS = [
 /**
  * Conviva in the storm: two accounts (one secret inline, one from a file); real time with three
  * filters, the total and two dimensions (one a custom tag): 18 requests a minute; DPI Flow with
- * four models by platform: 16 requests a minute, and the model list. Its oracle: every `_total`
+ * four models by platform: 16 requests a minute, and the model list; sample sessions by device OS
+ * family: a request a minute. Its oracle: every `_total`
  * equals the sum of the settled minutes the simulator serves, from the newest settled minute at
  * the first run to the newest at the last, with no minute skipped or counted twice.
  */
@@ -54,15 +55,19 @@ export const convivaStorm: StormPlugin = {
       timeout: 800ms
       discovery: { timeout: 800ms }
       group_by: [platform]
+    sessions:
+      enabled: true
+      timeout: 800ms
+      group_by: [device_os_family]
 `,
   files: { 'demo-eu-secret': 'demo-eu-secret\n' },
   secrets: [
     { id: 'demo-client', secret: 'demo-secret' },
     { id: 'demo-eu-client', secret: 'demo-eu-secret' },
   ],
-  paths: ['/insights/3.0/real-time-metrics', '/flow-data/real-time-metrics', '/flow-data/metadata'],
+  paths: ['/insights/3.0/real-time-metrics', '/flow-data/real-time-metrics', '/flow-data/metadata', '/insights/3.0/sessions'],
   widePaths: ['/group-by/'],
-  counterFamilies: [...COUNTERS.map(([family]) => family), ...FLOW_COUNTERS.map(([family]) => family)],
+  counterFamilies: [...COUNTERS.map(([family]) => family), ...FLOW_COUNTERS.map(([family]) => family), 'conviva_sessions_total'],
   mustBeZero: [
     { name: 'conviva_exporter_buckets_missed_total', labels: { collector: 'conviva_realtime' } },
     { name: 'conviva_exporter_buckets_missed_total', labels: { collector: 'conviva_flow' } },
@@ -83,6 +88,17 @@ export const convivaStorm: StormPlugin = {
           for (const [family, key] of FLOW_COUNTERS) out.push({ name: family, labels, value: flowSettledSum(sim, SEED, account, model.id, r.dimension, r.value, first, last, key) });
         }
       }
+      // Sessions: every session that ended from the first read's start (now - lag - initial_lookback)
+      // to the last read's end (now - lag), once, by outcome.
+      const counts = new Map<string, number>();
+      for (const sess of sessionsEnded(SEED, account, span.firstRunAt - 10 * MINUTE, span.lastRunAt - 5 * MINUTE)) {
+        const outcome = documentedOutcome(sess);
+        for (const [dimension, value] of [['total', 'total'], ['device_os_family', sess.device_info.os_family]]) {
+          const k = JSON.stringify({ account, dimension, value, outcome });
+          counts.set(k, (counts.get(k) ?? 0) + 1);
+        }
+      }
+      for (const [k, v] of counts) out.push({ name: 'conviva_sessions_total', labels: JSON.parse(k) as Record<string, string>, value: v });
     }
     return out;
   },
