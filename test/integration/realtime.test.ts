@@ -255,10 +255,24 @@ describe('conviva real-time collector against the simulator', () => {
     const calls = stack.sim.requests.filter((r) => r.path.includes('real-time-metrics'));
     expect(calls).toHaveLength(4); // (total + device-os) x 2 requests of at most 12 metrics
     for (const c of calls) expect(c.query.match(/metric=/g)!.length).toBeLessThanOrEqual(12);
+    // Rows are ranked by a metric the same request asks for (the second chunk has no attempts).
+    for (const c of calls.filter((x) => x.path.includes('group-by'))) {
+      const q = new URLSearchParams(c.query);
+      expect(q.getAll('metric')).toContain(q.get('sort_by'));
+    }
     const ios = { account: 'demo', filter: 'all', dimension: 'device_os', value: 'iOS' };
     expect(value(samples, 'conviva_attempts', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'attempts'));
     expect(value(samples, 'conviva_ended_plays', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'ended_plays'));
     expect(value(samples, 'conviva_video_restart_time_seconds', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'video_restart_time'));
+  });
+
+  it('an answer without time_series (a filter that matches no traffic) is zero rows, not malformed', async () => {
+    stack = await startStack();
+    stack.sim.faults.set([{ kind: 'body', body: '{"_meta": {}}', match: 'custom-selection' }]);
+    const { result, samples } = await stack.run();
+    expect(result).toBe('success');
+    expect(find(samples, 'conviva_attempts')).toEqual([]);
+    expect(find(samples, 'conviva_exporter_parse_errors_total').every((s) => s.value === 0)).toBe(true);
   });
 
   it('series_dropped_total lists the families the config collects, and no others', async () => {

@@ -105,7 +105,7 @@ describe('simulator: Conviva Metrics V3', () => {
   });
 
   it('answers 413 when a response would pass 5,700,000 bytes', async () => {
-    const q = `/metrics/custom-selection/group-by/city?${Array.from({ length: 12 }, (_, i) => `metric=${['attempts', 'plays', 'bitrate', 'framerate', 'video-start-time', 'video-restart-time', 'rebuffering-ratio', 'concurrent-plays', 'unique-devices', 'ended-plays', 'video-start-failures', 'video-playback-failures'][i]}`).join('&')}&limit=500&days=3`;
+    const q = `/metrics/custom-selection/group-by/geo-city-name?${Array.from({ length: 12 }, (_, i) => `metric=${['attempts', 'plays', 'bitrate', 'framerate', 'video-start-time', 'video-restart-time', 'rebuffering-ratio', 'concurrent-plays', 'unique-devices', 'ended-plays', 'video-start-failures', 'video-playback-failures'][i]}`).join('&')}&limit=500&days=3`;
     expect((await get(q)).status).toBe(413);
   });
 

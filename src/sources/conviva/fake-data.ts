@@ -36,7 +36,7 @@ export function defaultDimensions(cardinality = 50): DimensionSpec[] {
     { key: 'cdn', path: 'cdn', description: 'CDN', values: ['Akamai', 'Fastly', 'CloudFront', 'Edgio', 'Level3'] },
     { key: 'geo_country_code', path: 'geo-country-code', description: 'Country', values: ['US', 'GB', 'DE', 'FR', 'BR', 'IN', 'JP', 'CA', 'NO', 'AU'] },
     { key: 'asn', path: 'asn', description: 'ASN', values: generated('AS', cardinality) },
-    { key: 'city', path: 'city', description: 'City', values: generated('City ', cardinality) },
+    { key: 'geo_city_name', path: 'geo-city-name', description: 'City', values: generated('City ', cardinality) },
     { key: 'asset', path: 'asset', description: 'Asset', values: generated('asset-', cardinality) },
     // Values with quotes, a backslash, a newline and non-ASCII: the exporter must escape them.
     { key: 'tag_appVersion', path: 'dimension-tag/appVersion', description: 'appVersion', values: ['5.2.0', '5.1.3', '5.0.9', 'beta "canary" \\ build\n7', 'versión-ß'] },

@@ -41,7 +41,8 @@ function valueObject(key: keyof MinuteValues, v: MinuteValues): Record<string, n
     case 'plays': return { count: v.plays, percentage: pct(v.plays, v.attempts) };
     case 'video_start_failures': return { count: v.video_start_failures, percentage: pct(v.video_start_failures, v.attempts) };
     case 'exit_before_video_starts': return { count: v.exit_before_video_starts, percentage: pct(v.exit_before_video_starts, v.attempts) };
-    case 'video_playback_failures': return { count: v.video_playback_failures, percentage: pct(v.video_playback_failures, v.plays) };
+    // Conviva: a share of ended plays, not of plays.
+    case 'video_playback_failures': return { count: v.video_playback_failures, percentage: pct(v.video_playback_failures, v.ended_plays) };
     case 'rebuffering_ratio': return { ratio: v.rebuffering_ratio };
     case 'connection_induced_rebuffering_ratio': return { ratio: v.connection_induced_rebuffering_ratio };
     case 'bitrate': return { bps: v.bitrate };
@@ -223,6 +224,7 @@ export class ConvivaFake implements Fake {
     const limit = q.has('limit') ? Number(q.get('limit')) : 50;
     if (group && (!Number.isInteger(limit) || limit < 1 || limit > 500)) throw new BadRequest('limit must be 1..500');
     const sortKey = q.has('sort_by') ? metricKey(q.get('sort_by')!) : keys[0]!;
+    if (!keys.includes(sortKey)) throw new BadRequest(`sort_by ${q.get('sort_by')} is not one of the metrics requested`);
     const asc = q.get('order') === 'asc';
     const rows = this.rows(account.name, filter, group);
     const time_series = buckets.starts.map((ts) => {

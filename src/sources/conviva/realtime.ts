@@ -64,7 +64,8 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
   const chunks: string[][] = [];
   const paths = specs.map((s) => s.path);
   for (let i = 0; i < paths.length; i += MAX_METRICS_PER_REQUEST) chunks.push(paths.slice(i, i + MAX_METRICS_PER_REQUEST));
-  const sortBy = paths.includes('attempts') ? 'attempts' : paths[0];
+  // Conviva ranks group-by rows by a metric the same request asks for: attempts when the chunk has it.
+  const sortByOf = (chunk: readonly string[]) => (chunk.includes('attempts') ? 'attempts' : chunk[0]);
   const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay }, counterFamilies);
   const scopes: Scope[] = [];
   const legacyKeys = new Map<string, string>();
@@ -105,7 +106,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
           minutes: buckets,
           filter: { filterId: scope.filter.filter_id, dimensions: scope.filter.dimensions, tags: scope.filter.tags },
           limit: scope.groupBy ? config.group_limit : undefined,
-          sortBy: scope.groupBy ? sortBy : undefined,
+          sortBy: scope.groupBy ? sortByOf(chunk) : undefined,
           signal: ctx.signal,
           deadline: ctx.deadline,
         });

@@ -18,6 +18,8 @@ export interface Bucket {
  * Only a body that is not a time_series answer at all is an error.
  */
 export function parseTimeSeries(body: unknown, endpoint: string, grouped: boolean, onSkip: (what: string) => void, api = 'conviva_realtime'): Bucket[] {
+  // A filter that matches no traffic may answer without time_series: zero rows, not an error.
+  if (isObject(body) && body.time_series === undefined) return [];
   if (!isObject(body) || !Array.isArray(body.time_series)) {
     throw new UpstreamError('UPSTREAM_MALFORMED', `${api} ${endpoint}: answer has no time_series array`, { api, endpoint });
   }
