@@ -17,8 +17,14 @@ export interface LedgerOptions {
   bucketMs: number;
   /** How many buckets back the upstream still serves, the current (filling) one included. */
   reach: number;
-  /** A bucket is final (settled) once it ended at least this long ago. */
+  /** A bucket is counted (settled) once it ended at least this long ago. */
   settleMs: number;
+  /**
+   * How many settled buckets, the newest included, are read again every run: an upstream that
+   * revises a bucket after it settled (a minute that keeps filling in for minutes) has the
+   * growth added while the bucket is this young. 1 (the default): only the newest.
+   */
+  reviseBuckets?: number;
 }
 
 /** Where the buckets stand at one instant; all values are bucket starts (epoch ms). */
@@ -35,6 +41,8 @@ export interface LedgerWindow {
 export interface Settlement {
   /** Settled buckets newer than the watermark, oldest first: count each once, then commit them. */
   fresh: number[];
+  /** Buckets counted before and still young enough to be revised: count their growth. */
+  revisable: number[];
   /** The newest settled bucket in the answer (what gauges show), if any. */
   newest?: number;
   /** Buckets owed to the counters that the upstream no longer serves (lost for every label set of the scope). */
@@ -49,17 +57,31 @@ interface Entry {
 /** One scope's watermark and running totals. */
 export class LedgerScope {
   watermark: number | undefined;
+  /** The first bucket this scope counted: nothing older is ever counted. */
+  origin: number | undefined;
+  /** Buckets up to here were counted by a version that kept no per-bucket values: never revised. */
+  reviseFloor: number | undefined;
   readonly entries = new Map<string, Entry>();
+  /** What was counted per revisable bucket: bucket start -> label key -> family -> value. */
+  readonly counted = new Map<number, Map<string, Map<FamilyDef, number>>>();
 
   constructor(private readonly o: LedgerOptions) {}
+
+  /** The oldest bucket still revised in this window. */
+  private reviseFrom(w: LedgerWindow): number {
+    const b = this.o.bucketMs;
+    return Math.max(w.newestSettled - ((this.o.reviseBuckets ?? 1) - 1) * b, w.oldestReadable, this.origin ?? -Infinity, (this.reviseFloor ?? -Infinity) + b);
+  }
 
   /** The oldest bucket a run should ask for, and how many buckets that is back from the current one, inclusive. */
   plan(w: LedgerWindow): { from: number; buckets: number } {
     const b = this.o.bucketMs;
-    // From the oldest bucket still owed to the counters, and never later than the newest settled
-    // bucket, which the gauges show even when the counters owe nothing (a re-read).
+    // From the oldest bucket still owed to the counters or still revised, and never later than the
+    // newest settled bucket, which the gauges show even when the counters owe nothing (a re-read).
     const owed = this.watermark === undefined ? w.newestSettled : Math.max(this.watermark + b, w.oldestReadable);
-    const from = Math.min(owed, w.newestSettled);
+    // A new scope counts its newest settled bucket only: nothing older to revise.
+    const revise = this.watermark === undefined ? w.newestSettled : this.reviseFrom(w);
+    const from = Math.min(owed, revise, w.newestSettled);
     return { from, buckets: Math.min(this.o.reach, Math.max(1, (w.current - from) / b + 1)) };
   }
 
@@ -70,12 +92,39 @@ export class LedgerScope {
   settle(received: Iterable<number>, w: LedgerWindow): Settlement {
     const b = this.o.bucketMs;
     const settled = [...received].filter((ts) => ts <= w.newestSettled).sort((x, y) => x - y);
-    if (settled.length === 0) return { fresh: [], missed: 0 };
+    if (settled.length === 0) return { fresh: [], revisable: [], missed: 0 };
     const newest = settled[settled.length - 1]!;
     const wm = this.watermark;
     const fresh = wm === undefined ? [newest] : settled.filter((ts) => ts > wm);
+    const from = this.reviseFrom(w);
+    const revisable = wm === undefined ? [] : settled.filter((ts) => ts <= wm && ts >= from);
     const missed = wm !== undefined && w.oldestReadable > wm + b ? (Math.min(w.oldestReadable, w.newestSettled + b) - wm - b) / b : 0;
-    return { fresh, newest, missed };
+    return { fresh, revisable, newest, missed };
+  }
+
+  /**
+   * Counts bucket `ts`'s value for (labels, family): the first time all of it, later only its
+   * growth since what was counted. Returns the decrease when the upstream revised it down: a
+   * counter never goes down, so that is not subtracted (the caller reports it).
+   */
+  count(ts: number, labels: readonly string[], family: FamilyDef, value: number, guard: CardinalityGuard, now: number): number {
+    const key = labelKey(labels);
+    const prev = this.counted.get(ts)?.get(key)?.get(family) ?? 0;
+    if (value < prev) return Number.isFinite(value) && value >= 0 ? prev - value : 0;
+    // Growth only; a zero still creates the series, so a label set with no events reads 0.
+    if (!this.add(labels, family, value - prev, guard, now)) return 0;
+    let rows = this.counted.get(ts);
+    if (!rows) {
+      rows = new Map();
+      this.counted.set(ts, rows);
+    }
+    let fams = rows.get(key);
+    if (!fams) {
+      fams = new Map();
+      rows.set(key, fams);
+    }
+    fams.set(family, value);
+    return 0;
   }
 
   /**
@@ -99,9 +148,16 @@ export class LedgerScope {
     return true;
   }
 
-  /** Moves the watermark past the buckets just counted. */
-  commit(fresh: readonly number[]): void {
-    if (fresh.length > 0) this.watermark = Math.max(this.watermark ?? -Infinity, fresh[fresh.length - 1]!);
+  /** Moves the watermark past the buckets just counted, and forgets the values of buckets too old to be revised. */
+  commit(fresh: readonly number[], w?: LedgerWindow): void {
+    if (fresh.length > 0) {
+      this.watermark = Math.max(this.watermark ?? -Infinity, fresh[fresh.length - 1]!);
+      this.origin ??= fresh[0];
+    }
+    if (w) {
+      const from = this.reviseFrom(w);
+      for (const ts of this.counted.keys()) if (ts < from) this.counted.delete(ts);
+    }
   }
 
   /**
@@ -112,8 +168,15 @@ export class LedgerScope {
     for (const [key, entry] of [...this.entries]) {
       if (entry.labels[index] === value) continue;
       const labels = entry.labels.map((l, i) => (i === index ? value : l));
+      const moved = labelKey(labels);
       this.entries.delete(key);
-      this.entries.set(labelKey(labels), { labels, totals: entry.totals });
+      this.entries.set(moved, { labels, totals: entry.totals });
+      for (const rows of this.counted.values()) {
+        const v = rows.get(key);
+        if (!v) continue;
+        rows.delete(key);
+        rows.set(moved, v);
+      }
     }
   }
 }
@@ -122,6 +185,10 @@ interface CarriedScope {
   key: string;
   watermark: number | null;
   counters: Array<{ labels: string[]; totals: Record<string, number> }>;
+  /** Absent in files of earlier versions (then nothing up to the watermark is revised). */
+  origin?: number | null;
+  /** Per revisable bucket, what was counted: [bucket start, [[label key, {family: value}]]]. */
+  counted?: Array<[number, Array<[string, Record<string, number>]>]>;
 }
 
 /** A ledger of scopes by key. The collector declares its scopes; state of other scopes is dropped. */
@@ -204,10 +271,13 @@ export class SettledLedger {
   carry(): { scopes: CarriedScope[] } {
     return {
       scopes: [
-        ...[...this.scopes].map(([key, sc]) => ({
+        ...[...this.scopes].map(([key, sc]): CarriedScope => ({
           key,
           watermark: sc.watermark ?? null,
           counters: [...sc.entries.values()].map((e) => ({ labels: [...e.labels], totals: Object.fromEntries([...e.totals].map(([f, v]) => [f.name, v])) })),
+          // A scope restored from an earlier version revises nothing up to its floor, after a restart too.
+          origin: sc.origin ?? (sc.reviseFloor === undefined ? null : sc.reviseFloor + this.options.bucketMs),
+          counted: [...sc.counted].map(([ts, rows]) => [ts, [...rows].map(([k, fams]) => [k, Object.fromEntries([...fams].map(([f, v]) => [f.name, v]))])]),
         })),
         ...this.pending.values(),
       ],
@@ -252,17 +322,50 @@ export class SettledLedger {
       }
       if (Object.keys(kept).length > 0) counters.push({ labels: labels as string[], totals: kept });
     }
-    return { key, watermark: wm as number | null, counters };
+    const out: CarriedScope = { key, watermark: wm as number | null, counters };
+    if (Array.isArray(raw.counted) && (raw.origin === null || (typeof raw.origin === 'number' && Number.isFinite(raw.origin)))) {
+      out.origin = raw.origin;
+      out.counted = [];
+      for (const c of raw.counted as unknown[]) {
+        if (!Array.isArray(c) || typeof c[0] !== 'number' || !Number.isFinite(c[0]) || !Array.isArray(c[1])) continue;
+        const rows: Array<[string, Record<string, number>]> = [];
+        for (const r of c[1] as unknown[]) {
+          if (!Array.isArray(r) || typeof r[0] !== 'string' || !r[1] || typeof r[1] !== 'object') continue;
+          const vals: Record<string, number> = {};
+          for (const [name, v] of Object.entries(r[1] as Record<string, unknown>)) if (this.byName().has(name) && typeof v === 'number' && Number.isFinite(v) && v >= 0) vals[name] = v;
+          rows.push([r[0], vals]);
+        }
+        out.counted.push([c[0], rows]);
+      }
+    }
+    return out;
+  }
+
+  private byName(): Map<string, FamilyDef> {
+    return new Map(this.families.map((f) => [f.name, f]));
   }
 
   private restore(scope: LedgerScope, carried: CarriedScope): void {
-    const byName = new Map(this.families.map((f) => [f.name, f]));
+    const byName = this.byName();
     scope.watermark = carried.watermark ?? undefined;
     scope.entries.clear();
     for (const c of carried.counters) {
       const map = new Map<FamilyDef, number>();
       for (const [name, v] of Object.entries(c.totals)) map.set(byName.get(name)!, v);
       scope.entries.set(labelKey(c.labels), { labels: c.labels, totals: map });
+    }
+    scope.counted.clear();
+    if (carried.counted) {
+      scope.origin = carried.origin ?? undefined;
+      scope.reviseFloor = undefined;
+      for (const [ts, rows] of carried.counted) {
+        scope.counted.set(ts, new Map(rows.map(([k, vals]) => [k, new Map(Object.entries(vals).map(([name, v]) => [byName.get(name)!, v]))])));
+      }
+    } else {
+      // State of an earlier version: the buckets up to its watermark were counted, their values
+      // not kept; revising them would count them again.
+      scope.origin = undefined;
+      scope.reviseFloor = scope.watermark;
     }
   }
 }

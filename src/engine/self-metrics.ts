@@ -68,6 +68,12 @@ export function createEngineMetrics(registry: Registry, version: string) {
       labelNames: ['collector'],
       registers: reg,
     }),
+    revisedDown: new Counter({
+      name: `${p}downward_revisions_total`,
+      help: 'How much upstream revisions lowered buckets a counter had already counted, per collector and counter family; not subtracted (a counter never goes down), so the counter is ahead of the upstream by this much.',
+      labelNames: ['collector', 'family'],
+      registers: reg,
+    }),
     seriesDropped: new Counter({
       name: `${p}series_dropped_total`,
       help: 'Series refused by the per-family cardinality guard (max_series_per_metric), counted per run.',

@@ -31,7 +31,7 @@ describe('settled-bucket ledger', () => {
     let w = ledger.window(T);
     expect(sc.plan(w)).toEqual({ from: w.newestSettled, buckets: 3 });
     let st = sc.settle([w.newestSettled - M, w.newestSettled, w.newestSettled + M], w); // the newest one still fills in
-    expect(st).toEqual({ fresh: [w.newestSettled], newest: w.newestSettled, missed: 0 });
+    expect(st).toEqual({ fresh: [w.newestSettled], revisable: [], newest: w.newestSettled, missed: 0 });
     sc.add(['a'], fam, 5, guard(), T);
     sc.commit(st.fresh);
     // a re-read of the same minute adds nothing
@@ -139,5 +139,45 @@ describe('settled-bucket ledger', () => {
     expect(emitted(lazy)).toEqual({ x: 3 });
     lazy.retain((key) => key === 'a');
     expect(lazy.carry().scopes.map((sc) => sc.key)).toEqual(['a']);
+  });
+
+  it('re-reads the buckets it counted while they are young enough, adds their growth, and reports a downward revision instead of subtracting it', () => {
+    const ledger = new SettledLedger({ ...opts, reviseBuckets: 3 }, [fam]);
+    const sc = ledger.scope('s');
+    let w = ledger.window(T);
+    const first = w.newestSettled;
+    let st = sc.settle([first], w);
+    expect(sc.count(first, ['a'], fam, 90, guard(), T)).toBe(0);
+    sc.commit(st.fresh, w);
+    // A minute later: the first minute is still revisable, and grew to 100.
+    w = ledger.window(T + M);
+    expect(sc.plan(w)).toEqual({ from: first, buckets: 4 });
+    st = sc.settle([first, first + M], w);
+    expect(st).toMatchObject({ fresh: [first + M], revisable: [first] });
+    sc.count(first, ['a'], fam, 100, guard(), T);
+    sc.count(first + M, ['a'], fam, 50, guard(), T);
+    sc.commit(st.fresh, w);
+    expect(emitted(ledger)).toEqual({ a: 150 });
+    // Revised down: the counter stays, the decrease is reported.
+    expect(sc.count(first, ['a'], fam, 97, guard(), T)).toBe(3);
+    expect(emitted(ledger)).toEqual({ a: 150 });
+    // Three minutes on, the first minute is too old to revise: not asked for, values forgotten.
+    w = ledger.window(T + 3 * M);
+    st = sc.settle([first, first + M, first + 2 * M, first + 3 * M], w);
+    expect(st.revisable).toEqual([first + M]);
+    sc.commit(st.fresh, w);
+    expect([...sc.counted.keys()]).toEqual([first + M]);
+  });
+
+  it('never revises the buckets a state file of an earlier version counted (their values were not kept)', () => {
+    const ledger = new SettledLedger({ ...opts, reviseBuckets: 5 }, [fam]);
+    const w = ledger.window(T);
+    ledger.scope('s');
+    ledger.adopt({ scopes: [{ key: 's', watermark: w.newestSettled, counters: [{ labels: ['a'], totals: { x_events_total: 10 } }] }] });
+    const sc = ledger.scope('s');
+    expect(sc.plan(w).from).toBe(w.newestSettled); // the gauges' minute, not a revision
+    expect(sc.settle([w.newestSettled - M, w.newestSettled], w).revisable).toEqual([]);
+    const carried = ledger.carry().scopes[0]!;
+    expect(carried.origin).toBe(w.newestSettled + M);
   });
 });

@@ -30,6 +30,7 @@ const realtime = z
     schedule: schedule('* * * * *'),
     timeout: duration('50s'),
     settle_delay: duration('60s'),
+    revise_window: duration('10m'),
     metrics: z
       .array(z.enum([...METRIC_PATHS, ...Object.keys(PATH_ALIASES)] as [string, ...string[]], { error: `must be one of: ${METRIC_PATHS.join(', ')}` }))
       .min(1, 'needs at least one metric')
@@ -50,6 +51,7 @@ const flows = z
     schedule: schedule('* * * * *'),
     timeout: duration('50s'),
     settle_delay: duration('60s'),
+    revise_window: duration('10m'),
     /** Flow models are listed at start and on this schedule (a new, renamed or deleted model shows up then). */
     discovery: z
       .strictObject({ schedule: schedule('*/10 * * * *'), timeout: duration('30s') })
@@ -163,6 +165,10 @@ export function resolveConvivaConfig(c: ConvivaRawConfig, ctx: ResolveContext): 
   for (const d of duplicates(c.flows.group_by)) ctx.problem(`${ctx.at}.flows.group_by`, `"${d}" listed twice`);
   for (const d of duplicates(c.sessions.group_by)) ctx.problem(`${ctx.at}.sessions.group_by`, `"${d}" listed twice`);
   if (c.sessions.min_window > 3 * 3_600_000) ctx.problem(`${ctx.at}.sessions.min_window`, 'must be at most 3h (one request spans at most 3 hours)');
+  for (const block of ['realtime', 'flows'] as const) {
+    const rw = c[block].revise_window;
+    if (rw < 60_000 || rw > 15 * 60_000 || rw % 60_000 !== 0) ctx.problem(`${ctx.at}.${block}.revise_window`, 'must be whole minutes from 1m to 15m (the real-time window reaches 15 minutes back)');
+  }
   checkBudget(c, ctx);
   return { ...c, ca_file: c.ca_file === undefined ? undefined : ctx.path(c.ca_file), accounts };
 }

@@ -27,7 +27,7 @@ export type FlowSource = Pick<ConvivaFlowClient, 'account' | 'models' | 'realtim
 export interface FlowDeps {
   clients: readonly FlowSource[];
   config: FlowsConfig;
-  engine: Pick<EngineMetrics, 'parseErrors' | 'watermarkAhead'>;
+  engine: Pick<EngineMetrics, 'parseErrors' | 'watermarkAhead' | 'revisedDown'>;
   bucketsMissed: Counter<'collector'>;
   /** Requests a minute the account's real-time budget allows, and how many the real-time collector takes of it. */
   budget: { perMinute: number; realtimePerMinute: number };
@@ -140,7 +140,8 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
   const catalog = new FlowCatalog(deps);
   const counterSpecs = FLOW_METRICS.filter((s) => s.counter !== undefined);
   const counterFamilies = counterSpecs.map((s) => s.counter!);
-  const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay }, counterFamilies);
+  const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay, reviseBuckets: config.revise_window / MINUTE }, counterFamilies);
+  for (const f of counterFamilies) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: f.name }, 0);
   engine.watermarkAhead.set({ collector: FLOW_COLLECTOR }, 0);
   let aheadLogged = false;
 
@@ -176,7 +177,7 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
     const labelsOf = (value: string | undefined) => [scope.client.account.name, scope.model.id, scope.model.label, scope.dimension ?? TOTAL, value ?? TOTAL];
     const result = reduceScope(merged, ls.settle(merged.keys(), w), labelsOf, counters, gauges);
     // Re-spread the counts over every counter family, absent ones undefined, for applyScope.
-    result.fresh = result.fresh.map((row) => ({ labels: row.labels, values: counterSpecs.map((s) => (listed.has(s.key) ? row.values[counters.indexOf(s)] : undefined)) }));
+    result.fresh = result.fresh.map((row) => ({ ts: row.ts, labels: row.labels, values: counterSpecs.map((s) => (listed.has(s.key) ? row.values[counters.indexOf(s)] : undefined)) }));
     return Object.assign(result, { gaugeSpecs: gauges });
   }
 
@@ -245,7 +246,7 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
         if (result.settlement.newest === undefined) return;
         newest = Math.max(newest ?? -Infinity, result.settlement.newest);
         missed = Math.max(missed, result.settlement.missed);
-        applyScope(ledger.scope(sc.key), result, counterFamilies, result.gaugeSpecs, ctx);
+        for (const [family, d] of applyScope(ledger.scope(sc.key), result, counterFamilies, result.gaugeSpecs, ctx, w)) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: family.name }, d);
       });
       ledger.emit(ctx.samples, ctx.guard, ctx.now);
       if (bad > 0) {

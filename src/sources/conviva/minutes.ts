@@ -1,6 +1,6 @@
 import type { RunContext } from '../../engine/collector.js';
 import type { FamilyDef } from '../../engine/family.js';
-import type { LedgerScope, Settlement } from '../../engine/ledger.js';
+import type { LedgerScope, LedgerWindow, Settlement } from '../../engine/ledger.js';
 import { labelKey } from '../../engine/samples.js';
 import type { GaugeSpec, MetricSpec } from './catalogue.js';
 import { readValue, type Bucket } from './schema.js';
@@ -37,8 +37,8 @@ export function keyedGauges(specs: readonly MetricSpec[]): KeyedGauge[] {
 /** One scope's answer, reduced to what the apply step needs. */
 export interface ScopeResult {
   settlement: Settlement;
-  /** Rows of the fresh buckets: the count of each counter spec (undefined when absent or unreadable). */
-  fresh: Array<{ labels: string[]; values: Array<number | undefined> }>;
+  /** Rows of the fresh and the revisable buckets: the count of each counter spec (undefined when absent or unreadable). */
+  fresh: Array<{ ts: number; labels: string[]; values: Array<number | undefined> }>;
   /** Rows of the newest settled bucket: the value of each gauge spec. */
   gauges: Array<{ labels: string[]; values: Array<number | undefined> }>;
   /** Non-numeric values met. */
@@ -61,11 +61,11 @@ export function reduceScope(
   if (gaugeTs === undefined) return result;
   const bad = () => result.bad++;
   const noop = () => {};
-  for (const ts of settlement.fresh) {
+  for (const ts of [...settlement.revisable, ...settlement.fresh]) {
     for (const [value, rowMetrics] of merged.get(ts)!) {
       // A count in the gauges' bucket is read twice (counter and gauge); only the gauge pass
       // reports it, so each bad value counts once.
-      result.fresh.push({ labels: labelsOf(value), values: counterSpecs.map((spec) => readValue(rowMetrics, spec.key, 'count', ts === gaugeTs ? noop : bad)) });
+      result.fresh.push({ ts, labels: labelsOf(value), values: counterSpecs.map((spec) => readValue(rowMetrics, spec.key, 'count', ts === gaugeTs ? noop : bad)) });
     }
   }
   for (const [value, rowMetrics] of merged.get(gaugeTs)!) {
@@ -74,14 +74,22 @@ export function reduceScope(
   return result;
 }
 
-/** Counts a scope's fresh minutes once, commits them, and shows the newest settled minute's gauges. */
-export function applyScope(ls: LedgerScope, result: ScopeResult, counterFamilies: readonly FamilyDef[], gaugeSpecs: readonly KeyedGauge[], ctx: RunContext): void {
+/**
+ * Counts a scope's fresh minutes, and the growth of the minutes it counted that are young enough to
+ * be revised; commits them; shows the newest settled minute's gauges. Returns the downward
+ * revisions (not subtracted: a counter never goes down), per counter family.
+ */
+export function applyScope(ls: LedgerScope, result: ScopeResult, counterFamilies: readonly FamilyDef[], gaugeSpecs: readonly KeyedGauge[], ctx: RunContext, w: LedgerWindow): Map<FamilyDef, number> {
+  const down = new Map<FamilyDef, number>();
   for (const row of result.fresh) {
     row.values.forEach((count, j) => {
-      if (count !== undefined) ls.add(row.labels, counterFamilies[j]!, count, ctx.guard, ctx.now);
+      if (count === undefined) return;
+      const family = counterFamilies[j]!;
+      const d = ls.count(row.ts, row.labels, family, count, ctx.guard, ctx.now);
+      if (d > 0) down.set(family, (down.get(family) ?? 0) + d);
     });
   }
-  ls.commit(result.settlement.fresh);
+  ls.commit(result.settlement.fresh, w);
   for (const row of result.gauges) {
     const key = labelKey(row.labels);
     row.values.forEach((v, j) => {
@@ -91,4 +99,5 @@ export function applyScope(ls: LedgerScope, result: ScopeResult, counterFamilies
       ctx.samples.add(g.family, row.labels, g.divisor === 1 ? v : Number((v / g.divisor).toPrecision(15)));
     });
   }
+  return down;
 }

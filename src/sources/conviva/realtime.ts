@@ -36,7 +36,7 @@ interface Scope {
 export interface RealtimeDeps {
   clients: readonly RealtimeSource[];
   config: RealtimeConfig;
-  engine: Pick<EngineMetrics, 'parseErrors' | 'watermarkAhead'>;
+  engine: Pick<EngineMetrics, 'parseErrors' | 'watermarkAhead' | 'revisedDown'>;
   bucketsMissed: Counter<'collector'>;
 }
 
@@ -66,7 +66,8 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
   for (let i = 0; i < paths.length; i += MAX_METRICS_PER_REQUEST) chunks.push(paths.slice(i, i + MAX_METRICS_PER_REQUEST));
   // Conviva ranks group-by rows by a metric the same request asks for: attempts when the chunk has it.
   const sortByOf = (chunk: readonly string[]) => (chunk.includes('attempts') ? 'attempts' : chunk[0]);
-  const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay }, counterFamilies);
+  const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay, reviseBuckets: config.revise_window / MINUTE }, counterFamilies);
+  for (const f of counterFamilies) engine.revisedDown.inc({ collector: REALTIME_COLLECTOR, family: f.name }, 0);
   const scopes: Scope[] = [];
   const legacyKeys = new Map<string, string>();
   for (const client of deps.clients) {
@@ -169,7 +170,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         if (settlement.newest === undefined) return;
         newest = newest === undefined ? settlement.newest : Math.max(newest, settlement.newest);
         missed = Math.max(missed, settlement.missed);
-        applyScope(ledger.scope(scope.key), result.value, counterFamilies, gaugeSpecs, ctx);
+        for (const [family, d] of applyScope(ledger.scope(scope.key), result.value, counterFamilies, gaugeSpecs, ctx, w)) engine.revisedDown.inc({ collector: REALTIME_COLLECTOR, family: family.name }, d);
       });
       // Emit: counters are served every run, whether or not their label set had data this minute.
       ledger.emit(ctx.samples, ctx.guard, ctx.now);
