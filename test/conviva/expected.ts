@@ -1,6 +1,7 @@
 import { sessionsEndingIn, type SimSession } from '../../src/sources/conviva/sessions-fake.js';
 import { flowMinuteValues } from '../../src/sources/conviva/flow-fake.js';
-import { minuteValues, type MinuteValues } from '../../src/sources/conviva/fake-data.js';
+import { systemClock } from '../../src/engine/clock.js';
+import { minuteValues, servedValues, type MinuteValues } from '../../src/sources/conviva/fake-data.js';
 import type { ConvivaFake, RequestFilter } from '../../src/sources/conviva/fake.js';
 import type { Simulator } from '../../src/simulator/server.js';
 
@@ -34,15 +35,24 @@ export function labelSets(sim: Simulator, account: string, filters: string[], di
   return out;
 }
 
-/** The settled value the simulator serves for one label set and minute. */
+/** The value the simulator serves now for one label set and minute. */
 export function settledValue(sim: Simulator, ls: LabelSet, ts: number, key: keyof MinuteValues): number {
+  const group = GROUPS[ls.dimension] ? convivaFake(sim).dimension(GROUPS[ls.dimension]!) : undefined;
+  const row = convivaFake(sim).rows(ls.account, FILTERS[ls.filter]!, group).find((r) => (r.value ?? 'total') === ls.value);
+  if (!row) throw new Error(`no row for ${JSON.stringify(ls)}`);
+  // As the simulator serves it now: a minute revised late may still be short of its final value.
+  return servedValues(row.scope, ts, (sim.options.clock ?? systemClock).now())[key];
+}
+
+/** The final value of one label set and minute, once every late revision is in. */
+export function finalValue(sim: Simulator, ls: LabelSet, ts: number, key: keyof MinuteValues): number {
   const group = GROUPS[ls.dimension] ? convivaFake(sim).dimension(GROUPS[ls.dimension]!) : undefined;
   const row = convivaFake(sim).rows(ls.account, FILTERS[ls.filter]!, group).find((r) => (r.value ?? 'total') === ls.value);
   if (!row) throw new Error(`no row for ${JSON.stringify(ls)}`);
   return minuteValues(row.scope, ts)[key];
 }
 
-/** Sum of settled values over the minutes [from, to] (bucket starts, inclusive). */
+/** Sum over the minutes [from, to] (bucket starts, inclusive) of the values the simulator serves now. */
 export function settledSum(sim: Simulator, ls: LabelSet, from: number, to: number, key: keyof MinuteValues): number {
   let sum = 0;
   for (let ts = from; ts <= to; ts += 60_000) sum += settledValue(sim, ls, ts, key);

@@ -2,8 +2,8 @@ import type { Config } from '../../src/config/load.js';
 import type { ConvivaConfig } from '../../src/sources/conviva/config.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { find, value } from '../helpers/exposition.js';
-import { convivaFake, labelSets, settledSum, settledValue } from '../conviva/expected.js';
-import { MINUTE, T0, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
+import { convivaFake, finalValue, labelSets, settledSum, settledValue } from '../conviva/expected.js';
+import { BASE_CONFIG, MINUTE, T0, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
 
 const conviva = (c: Config) => c.sources.conviva as ConvivaConfig;
 const SETTLED_AT_T0 = T0 - 30_000 - 2 * MINUTE; // 19:58:00, the newest settled bucket at 20:00:30
@@ -71,13 +71,12 @@ describe('conviva real-time collector against the simulator', () => {
       .find((r) => r.value === 'iOS')!;
     const { servedValues } = await import('../../src/sources/conviva/fake-data.js');
     const partial = servedValues(served.scope, partialTs, T0).attempts;
-    const final = settledValue(stack.sim, ls, partialTs, 'attempts');
-    expect(partial).toBeLessThan(final); // the simulator did serve a partial bucket
+    expect(partial).toBeLessThan(finalValue(stack.sim, ls, partialTs, 'attempts')); // the simulator did serve a partial bucket
     let samples = (await stack.samples());
     expect(value(samples, 'conviva_attempts_total', ls)).toBe(settledValue(stack.sim, ls, SETTLED_AT_T0, 'attempts'));
     stack.clock.advance(MINUTE);
     ({ samples } = await stack.run());
-    expect(value(samples, 'conviva_attempts', ls)).toBe(final);
+    expect(value(samples, 'conviva_attempts', ls)).toBe(settledValue(stack.sim, ls, partialTs, 'attempts'));
     expect(value(samples, 'conviva_attempts_total', ls)).toBe(settledSum(stack.sim, ls, SETTLED_AT_T0, partialTs, 'attempts'));
     expect(logsWith(stack, 'collector run succeeded')).toHaveLength(2);
     expect(stack.logs.filter((l) => l.level >= 40)).toEqual([]);
@@ -265,6 +264,22 @@ describe('conviva real-time collector against the simulator', () => {
     expect(value(samples, 'conviva_attempts', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'attempts'));
     expect(value(samples, 'conviva_ended_plays', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'ended_plays'));
     expect(value(samples, 'conviva_video_restart_time_seconds', ios)).toBe(settledValue(stack.sim, ios, SETTLED_AT_T0, 'video_restart_time'));
+  });
+
+  it('a minute revised down is not subtracted from the counter: the decrease is counted on its own', async () => {
+    stack = await startStack({ configText: BASE_CONFIG.replace('group_by: [device-os, dimension-tag/appVersion]', 'group_by: []').replace(/filters:[\s\S]*$/, 'filters: [{ name: all }]\n') });
+    await stack.run();
+    const total = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
+    const counted = value(await stack.samples(), 'conviva_attempts_total', total);
+    // A minute later the upstream says the first minute had 100 attempts fewer.
+    stack.clock.advance(MINUTE);
+    const first = SETTLED_AT_T0;
+    const body = { time_series: [{ timestamp: { epoch_ms: first }, attempts: { count: counted - 100 } }] };
+    stack.sim.faults.set([{ kind: 'body', body: JSON.stringify(body), remaining: 1 }]);
+    const { result, samples } = await stack.run();
+    expect(result).toBe('success');
+    expect(value(samples, 'conviva_attempts_total', total)).toBe(counted);
+    expect(value(samples, 'conviva_exporter_downward_revisions_total', { collector: C, family: 'conviva_attempts_total' })).toBe(100);
   });
 
   it('an answer without time_series (a filter that matches no traffic) is zero rows, not malformed', async () => {

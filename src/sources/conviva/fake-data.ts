@@ -131,16 +131,27 @@ export function minuteValues(scope: BucketScope, ts: number): MinuteValues {
 
 const COUNT_KEYS = new Set<keyof MinuteValues>(['attempts', 'plays', 'unique_devices', 'video_start_failures', 'video_playback_failures', 'exit_before_video_starts', 'ended_plays']);
 
+/** About one minute in four of an account is revised late (Conviva: data may arrive 5–10 minutes late). */
+export function revisedLate(scope: Pick<BucketScope, 'seed' | 'account'>, ts: number): boolean {
+  return hash(`late|${ts / 60_000}|${scope.account}|${scope.seed}`) < 0.25;
+}
+
+/** A late-revised minute reaches 97% of its counts as it settles and the rest by ts + 6 minutes. */
+export const LATE_REVISION_MS = 360_000;
+
 /**
  * Values as served at `now`: a minute that ended less than a minute ago is still filling in,
- * so its counts are a share of the final ones; it is final once now >= ts + 120 s.
+ * so its counts are a share of the final ones; most are final once now >= ts + 120 s, and a
+ * late-revised one grows on until ts + 6 minutes. Counts never go down as `now` moves on.
  */
 export function servedValues(scope: BucketScope, ts: number, now: number): MinuteValues {
   const full = minuteValues(scope, ts);
   const progress = Math.min(1, Math.max(0, (now - ts) / 120_000));
-  if (progress >= 1) return full;
+  const late = revisedLate(scope, ts);
+  const share = late ? 0.97 * progress + 0.03 * Math.min(1, Math.max(0, (now - ts - 120_000) / (LATE_REVISION_MS - 120_000))) : progress;
+  if (share >= 1) return full;
   const out = { ...full };
-  for (const k of COUNT_KEYS) out[k] = Math.floor(full[k] * progress);
+  for (const k of COUNT_KEYS) out[k] = Math.floor(full[k] * share);
   return out;
 }
 
