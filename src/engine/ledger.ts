@@ -79,8 +79,9 @@ export class LedgerScope {
     // From the oldest bucket still owed to the counters or still revised, and never later than the
     // newest settled bucket, which the gauges show even when the counters owe nothing (a re-read).
     const owed = this.watermark === undefined ? w.newestSettled : Math.max(this.watermark + b, w.oldestReadable);
-    // A new scope counts its newest settled bucket only: nothing older to revise.
-    const revise = this.watermark === undefined ? w.newestSettled : this.reviseFrom(w);
+    // Only buckets whose counted values are still held can be revised (a new scope has none).
+    const held = this.counted.size > 0 ? Math.min(...this.counted.keys()) : w.newestSettled;
+    const revise = Math.max(held, this.reviseFrom(w));
     const from = Math.min(owed, revise, w.newestSettled);
     return { from, buckets: Math.min(this.o.reach, Math.max(1, (w.current - from) / b + 1)) };
   }
@@ -97,7 +98,10 @@ export class LedgerScope {
     const wm = this.watermark;
     const fresh = wm === undefined ? [newest] : settled.filter((ts) => ts > wm);
     const from = this.reviseFrom(w);
-    const revisable = wm === undefined ? [] : settled.filter((ts) => ts <= wm && ts >= from);
+    // Only buckets whose counted values are still held: one whose values were let go (too old, or
+    // counted before a restart from an earlier version) would be counted again from zero, as after
+    // a clock stepped back brings old buckets into the window again.
+    const revisable = wm === undefined ? [] : settled.filter((ts) => ts <= wm && ts >= from && this.counted.has(ts));
     const missed = wm !== undefined && w.oldestReadable > wm + b ? (Math.min(w.oldestReadable, w.newestSettled + b) - wm - b) / b : 0;
     return { fresh, revisable, newest, missed };
   }

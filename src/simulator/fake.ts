@@ -7,6 +7,8 @@ export interface FakeOptions {
   clock: Clock;
   /** How many values the open-ended dimensions (ASN, city, asset, ...) have. */
   cardinality: number;
+  /** Whether data is revised after it settled, as real upstreams do (default true). */
+  lateRevisions?: boolean;
 }
 
 /** One source's fake upstream: routes on the simulator's server, behind its fault switches. */

@@ -12,6 +12,8 @@ export interface SimulatorOptions {
   clock?: Clock;
   /** Values of the open-ended dimensions (asn, city, asset, ...). */
   dimensionCardinality?: number;
+  /** Whether the fakes revise data after it settled (default true). */
+  lateRevisions?: boolean;
   faults?: FaultRule[];
   /** Whose fakes to mount (default: every source). */
   sources?: readonly AnySource[];
@@ -35,7 +37,7 @@ export class Simulator {
   private server: Server | undefined;
 
   constructor(readonly options: SimulatorOptions = {}) {
-    const fakeOptions = { seed: options.seed ?? 42, clock: options.clock ?? systemClock, cardinality: options.dimensionCardinality ?? 50 };
+    const fakeOptions = { seed: options.seed ?? 42, clock: options.clock ?? systemClock, cardinality: options.dimensionCardinality ?? 50, lateRevisions: options.lateRevisions ?? true };
     for (const s of options.sources ?? SOURCES) this.fakes.set(s.name, s.fake(fakeOptions));
     if (options.faults) this.faults.set(options.faults);
     this.app = this.buildApp();

@@ -180,4 +180,22 @@ describe('settled-bucket ledger', () => {
     const carried = ledger.carry().scopes[0]!;
     expect(carried.origin).toBe(w.newestSettled + M);
   });
+
+  it('after a clock stepped back, does not count again the buckets whose values it let go', () => {
+    const ledger = new SettledLedger({ ...opts, reviseBuckets: 3 }, [fam]);
+    const sc = ledger.scope('s');
+    let now = T;
+    for (let i = 0; i < 30; i++, now += M) {
+      const w = ledger.window(now);
+      const st = sc.settle([w.newestSettled - M, w.newestSettled], w);
+      for (const ts of [...st.revisable, ...st.fresh]) sc.count(ts, ['a'], fam, 10, guard(), now);
+      sc.commit(st.fresh, w);
+    }
+    expect(emitted(ledger)).toEqual({ a: 300 });
+    // The clock steps back 20 minutes: those minutes are in the window again, their values long let go.
+    const w = ledger.window(now - 20 * M);
+    const st = sc.settle([w.newestSettled - 2 * M, w.newestSettled - M, w.newestSettled], w);
+    expect(st.fresh).toEqual([]);
+    expect(st.revisable).toEqual([]);
+  });
 });

@@ -72,6 +72,8 @@ export interface BucketScope {
   weight: number;
   /** Label of the row, for noise: "" for the total. */
   rowKey: string;
+  /** Whether some minutes are revised after they settled (default true). */
+  lateRevisions?: boolean;
 }
 
 /** Full (settled) values of one minute for one row; counts are integers. */
@@ -147,7 +149,7 @@ export const LATE_REVISION_MS = 360_000;
 export function servedValues(scope: BucketScope, ts: number, now: number): MinuteValues {
   const full = minuteValues(scope, ts);
   const progress = Math.min(1, Math.max(0, (now - ts) / 120_000));
-  const late = revisedLate(scope, ts);
+  const late = (scope.lateRevisions ?? true) && revisedLate(scope, ts);
   const share = late ? 0.97 * progress + 0.03 * Math.min(1, Math.max(0, (now - ts - 120_000) / (LATE_REVISION_MS - 120_000))) : progress;
   if (share >= 1) return full;
   const out = { ...full };

@@ -26,6 +26,8 @@ export interface ConvivaSimOptions {
   clock: Clock;
   accounts: SimAccount[];
   dimensions: DimensionSpec[];
+  /** A quarter of the real-time minutes are revised after they settled (default true). */
+  lateRevisions?: boolean;
 }
 
 class BadRequest extends Error {}
@@ -91,7 +93,7 @@ export class ConvivaFake implements Fake {
   }
 
   static create(opts: FakeOptions): ConvivaFake {
-    return new ConvivaFake({ seed: opts.seed, clock: opts.clock, accounts: DEMO_ACCOUNTS, dimensions: defaultDimensions(opts.cardinality) });
+    return new ConvivaFake({ seed: opts.seed, clock: opts.clock, accounts: DEMO_ACCOUNTS, dimensions: defaultDimensions(opts.cardinality), lateRevisions: opts.lateRevisions });
   }
 
   mount(router: Router): void {
@@ -178,13 +180,14 @@ export class ConvivaFake implements Fake {
   /** The rows (ungrouped total, or one per dimension value) a request selects: scope per row. */
   rows(account: string, filter: RequestFilter, group?: DimensionSpec): Array<{ scope: BucketScope; dim?: DimensionSpec; value?: string }> {
     const seed = this.o.seed;
-    if (!group) return [{ scope: { seed, account, filterShare: this.filterShare(filter), weight: 1, rowKey: '' } }];
+    const lateRevisions = this.o.lateRevisions ?? true;
+    if (!group) return [{ scope: { seed, account, filterShare: this.filterShare(filter), weight: 1, rowKey: '', lateRevisions } }];
     const share = this.filterShare(filter, group.key);
     const allowed = filter.dimensions.get(group.key);
     const w = this.weights(group);
     return group.values
       .filter((v) => !allowed || allowed.includes(v))
-      .map((value) => ({ scope: { seed, account, filterShare: share, weight: w.get(value) ?? 0, rowKey: `${group.key}=${value}` }, dim: group, value }));
+      .map((value) => ({ scope: { seed, account, filterShare: share, weight: w.get(value) ?? 0, rowKey: `${group.key}=${value}`, lateRevisions }, dim: group, value }));
   }
 
   private route(path: string, q: URLSearchParams, account: SimAccount): unknown {

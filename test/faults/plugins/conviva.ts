@@ -25,7 +25,8 @@ const COUNTERS = [
 
 /**
  * Conviva in the storm: two accounts (one secret inline, one from a file); real time with three
- * filters, the total and two dimensions (one a custom tag): 18 requests a minute; DPI Flow with
+ * filters, the total and a custom tag (values with quotes, a backslash, a newline and non-ASCII):
+ * 12 requests a minute, each reading back 8 minutes for late revisions; DPI Flow with
  * four models by platform: 16 requests a minute, and the model list; sample sessions by device OS
  * family: a request a minute. Its oracle: every `_total`
  * equals the sum of the settled minutes the simulator serves, from the newest settled minute at
@@ -44,8 +45,9 @@ export const convivaStorm: StormPlugin = {
       - { name: demo-eu, client_id: demo-eu-client, client_secret_file: "\${SECRET_DIR}/demo-eu-secret" }
     realtime:
       timeout: 800ms
+      revise_window: 8m
       metrics: [attempts, plays, concurrent-plays, video-start-failures, rebuffering-ratio, bitrate, video-start-time, ended-plays]
-      group_by: [device-os, dimension-tag/appVersion]
+      group_by: [dimension-tag/appVersion]
       filters:
         - { name: all }
         - { name: ios, dimensions: { device_os: [iOS] } }
@@ -53,6 +55,7 @@ export const convivaStorm: StormPlugin = {
     flows:
       enabled: true
       timeout: 800ms
+      revise_window: 8m
       discovery: { timeout: 800ms }
       group_by: [platform]
     sessions:
@@ -77,7 +80,7 @@ export const convivaStorm: StormPlugin = {
     const last = newestSettled(span.lastRunAt);
     const out: ParsedSample[] = [];
     for (const account of ['demo', 'demo-eu']) {
-      for (const ls of labelSets(sim, account, ['all', 'ios', 'sports'], ['total', 'device_os', 'tag_appVersion'])) {
+      for (const ls of labelSets(sim, account, ['all', 'ios', 'sports'], ['total', 'tag_appVersion'])) {
         for (const [family, key] of COUNTERS) out.push({ name: family, labels: { ...ls }, value: settledSum(sim, ls, first, last, key) });
       }
       for (const model of flowFake(sim).models(account)) {
