@@ -26,7 +26,7 @@ const COUNTERS = [
 /**
  * Conviva in the storm: two accounts (one secret inline, one from a file); real time with three
  * filters, the total and a custom tag (values with quotes, a backslash, a newline and non-ASCII):
- * 12 requests a minute, each reading back 8 minutes for late revisions; DPI Flow with
+ * 12 requests a minute, each reading back 10 minutes (revise_window) for late revisions; DPI Flow with
  * four models by platform: 16 requests a minute, and the model list; sample sessions by device OS
  * family: a request a minute. Its oracle: every `_total`
  * equals the sum of the settled minutes the simulator serves, from the newest settled minute at
@@ -45,7 +45,6 @@ export const convivaStorm: StormPlugin = {
       - { name: demo-eu, client_id: demo-eu-client, client_secret_file: "\${SECRET_DIR}/demo-eu-secret" }
     realtime:
       timeout: 800ms
-      revise_window: 8m
       metrics: [attempts, plays, concurrent-plays, video-start-failures, rebuffering-ratio, bitrate, video-start-time, ended-plays]
       group_by: [dimension-tag/appVersion]
       filters:
@@ -55,7 +54,6 @@ export const convivaStorm: StormPlugin = {
     flows:
       enabled: true
       timeout: 800ms
-      revise_window: 8m
       discovery: { timeout: 800ms }
       group_by: [platform]
     sessions:
