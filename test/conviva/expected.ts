@@ -5,6 +5,14 @@ import { minuteValues, servedValues, type MinuteValues } from '../../src/sources
 import type { ConvivaFake, RequestFilter } from '../../src/sources/conviva/fake.js';
 import type { Simulator } from '../../src/simulator/server.js';
 
+/** The real-time counters the counter-law and storm oracles check, with the simulator's key for each. */
+export const REALTIME_COUNTERS = [
+  ['conviva_attempts_total', 'attempts'],
+  ['conviva_plays_total', 'plays'],
+  ['conviva_video_start_failures_total', 'video_start_failures'],
+  ['conviva_ended_plays_total', 'ended_plays'],
+] as const;
+
 /** The simulator's Conviva fake. */
 export const convivaFake = (sim: Simulator) => sim.fake<ConvivaFake>('conviva');
 

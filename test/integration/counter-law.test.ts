@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { find, value } from '../helpers/exposition.js';
-import { labelSets, settledSum } from '../conviva/expected.js';
+import { REALTIME_COUNTERS as COUNTERS, labelSets, settledSum } from '../conviva/expected.js';
 import { MINUTE, T0, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
 import type { FaultRule } from '../../src/simulator/faults.js';
 import { revisedLate } from '../../src/sources/conviva/fake-data.js';
@@ -10,13 +10,6 @@ afterEach(async () => {
   await stack?.close();
   stack = undefined;
 });
-
-const COUNTERS = [
-  ['conviva_attempts_total', 'attempts'],
-  ['conviva_plays_total', 'plays'],
-  ['conviva_video_start_failures_total', 'video_start_failures'],
-  ['conviva_ended_plays_total', 'ended_plays'],
-] as const;
 
 describe('the counter law', () => {
   it('after N minutes with faults and re-reads, every _total equals the sum of the settled buckets served, late revisions included', async () => {

@@ -1,4 +1,4 @@
-import type { HttpClient } from '../../http/client.js';
+import type { HttpClient, RequestOptions } from '../../http/client.js';
 import type { RequestBudget } from '../../engine/limits.js';
 import type { ConvivaAccount } from './config.js';
 
@@ -30,21 +30,31 @@ export interface RealtimeQuery {
   deadline: number;
 }
 
-/** Conviva Metrics V3 for one account: paths, Basic auth, and that account's request budget. */
-export class ConvivaClient {
+/** One account's view of a Conviva API: Basic auth on every request, and the account's budget for it. */
+abstract class AccountClient {
   private readonly auth: string;
 
   constructor(
     private readonly http: HttpClient,
     readonly account: ConvivaAccount,
-    private readonly realtimeBudget: RequestBudget,
+    private readonly budget: RequestBudget,
   ) {
     // Basic auth on every request (Conviva's documented scheme); the header is redacted from logs.
     this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
   }
 
+  /** GET path (below base_url); returns the parsed JSON. */
+  protected async get(path: string, endpoint: string, query: RequestOptions['query'], signal: AbortSignal, deadline: number): Promise<unknown> {
+    const res = await this.http.json({ path, query, endpoint, headers: { authorization: this.auth }, budget: this.budget, signal, deadline });
+    return res.body;
+  }
+}
+
+/** Conviva Metrics V3 for one account: paths, Basic auth, and that account's real-time budget. */
+export class ConvivaClient extends AccountClient {
+
   /** GET /insights/3.0/real-time-metrics/custom-selection[/group-by/{dim}] with PT1M buckets; returns the parsed JSON. */
-  async realtime(q: RealtimeQuery): Promise<unknown> {
+  realtime(q: RealtimeQuery): Promise<unknown> {
     const query: Record<string, string | number | string[]> = {
       metric: [...q.metrics],
       minutes: q.minutes,
@@ -64,16 +74,7 @@ export class ConvivaClient {
         query.order = 'desc';
       }
     }
-    const res = await this.http.json({
-      path,
-      query,
-      endpoint,
-      headers: { authorization: this.auth },
-      budget: this.realtimeBudget,
-      signal: q.signal,
-      deadline: q.deadline,
-    });
-    return res.body;
+    return this.get(path, endpoint, query, q.signal, q.deadline);
   }
 }
 
@@ -84,59 +85,25 @@ export const FLOW_ENDPOINT = 'flow-data/real-time-metrics';
 export const FLOW_GROUP_BY_ENDPOINT = 'flow-data/real-time-metrics/group-by';
 
 /** Conviva DPI Flow for one account: at the host's root (/flow-data), Basic auth, the account's real-time budget. */
-export class ConvivaFlowClient {
-  private readonly auth: string;
-
-  constructor(
-    private readonly http: HttpClient,
-    readonly account: ConvivaAccount,
-    private readonly budget: RequestBudget,
-  ) {
-    this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
-  }
-
+export class ConvivaFlowClient extends AccountClient {
   /** GET /flow-data/metadata/flow-models; returns the parsed JSON. */
-  async models(signal: AbortSignal, deadline: number): Promise<unknown> {
-    const res = await this.http.json({
-      path: `/${FLOW_MODELS_ENDPOINT}`, endpoint: FLOW_MODELS_ENDPOINT, headers: { authorization: this.auth }, budget: this.budget, signal, deadline,
-    });
-    return res.body;
+  models(signal: AbortSignal, deadline: number): Promise<unknown> {
+    return this.get(`/${FLOW_MODELS_ENDPOINT}`, FLOW_MODELS_ENDPOINT, undefined, signal, deadline);
   }
 
   /** GET /flow-data/real-time-metrics/{id}/last_{minutes}_minutes[/group-by/{dimension}]; returns the parsed JSON. */
-  async realtime(q: { modelId: string; minutes: number; groupBy?: string; signal: AbortSignal; deadline: number }): Promise<unknown> {
+  realtime(q: { modelId: string; minutes: number; groupBy?: string; signal: AbortSignal; deadline: number }): Promise<unknown> {
     let path = `/${FLOW_ENDPOINT}/${encodeURIComponent(q.modelId)}/last_${q.minutes}_minutes`;
     if (q.groupBy) path += `/group-by/${encodeURIComponent(q.groupBy)}`;
-    const res = await this.http.json({
-      path, endpoint: q.groupBy ? FLOW_GROUP_BY_ENDPOINT : FLOW_ENDPOINT, headers: { authorization: this.auth }, budget: this.budget, signal: q.signal, deadline: q.deadline,
-    });
-    return res.body;
+    return this.get(path, q.groupBy ? FLOW_GROUP_BY_ENDPOINT : FLOW_ENDPOINT, undefined, q.signal, q.deadline);
   }
 }
 
 /** Conviva Sessions V3 for one account: Basic auth, the account's historical budget. */
-export class ConvivaSessionsClient {
-  private readonly auth: string;
-
-  constructor(
-    private readonly http: HttpClient,
-    readonly account: ConvivaAccount,
-    private readonly budget: RequestBudget,
-  ) {
-    this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
-  }
+export class ConvivaSessionsClient extends AccountClient {
 
   /** GET /insights/3.0/sessions/content for the sessions that ended in [from, to); returns the parsed JSON. */
-  async sessions(q: { from: number; to: number; limit: number; signal: AbortSignal; deadline: number }): Promise<unknown> {
-    const res = await this.http.json({
-      path: `${INSIGHTS_PATH}/${SESSIONS_ENDPOINT}`,
-      query: { start_epoch_ms: q.from, end_epoch_ms: q.to, limit: q.limit },
-      endpoint: SESSIONS_ENDPOINT,
-      headers: { authorization: this.auth },
-      budget: this.budget,
-      signal: q.signal,
-      deadline: q.deadline,
-    });
-    return res.body;
+  sessions(q: { from: number; to: number; limit: number; signal: AbortSignal; deadline: number }): Promise<unknown> {
+    return this.get(`${INSIGHTS_PATH}/${SESSIONS_ENDPOINT}`, SESSIONS_ENDPOINT, { start_epoch_ms: q.from, end_epoch_ms: q.to, limit: q.limit }, q.signal, q.deadline);
   }
 }

@@ -6,7 +6,7 @@ import type { EngineMetrics } from '../../engine/self-metrics.js';
 import { FLOW_METRICS, FLOW_MODEL_INFO } from './catalogue.js';
 import { FLOW_API, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT, FLOW_MODELS_ENDPOINT, type ConvivaFlowClient } from './client.js';
 import type { FlowsConfig } from './config.js';
-import { applyScope, keyedGauges, mergeBuckets, reduceScope, type ScopeResult } from './minutes.js';
+import { aheadReporter, applyScope, keyedGauges, mergeBuckets, reduceScope, skipLogger, type ScopeResult } from './minutes.js';
 import { parseFlowModels, parseTimeSeries, type FlowModelInfo } from './schema.js';
 
 // Conviva DPI Flow: the flow models of each account (listed at start and on their own schedule),
@@ -142,8 +142,7 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
   const counterFamilies = counterSpecs.map((s) => s.counter!);
   const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay, reviseBuckets: config.revise_window / MINUTE }, counterFamilies);
   for (const f of counterFamilies) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: f.name }, 0);
-  engine.watermarkAhead.set({ collector: FLOW_COLLECTOR }, 0);
-  let aheadLogged = false;
+  const reportAhead = aheadReporter(ledger, engine.watermarkAhead, FLOW_COLLECTOR);
 
   const scopeKey = (client: FlowSource, modelId: string, dimension: string | undefined) =>
     createHash('sha256').update(JSON.stringify([client.account.name, client.account.clientId, modelId, dimension ?? null, config.settle_delay])).digest('hex');
@@ -223,14 +222,8 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
       }
       for (const sc of current) ledger.scope(sc.key).relabel(2, sc.model.label);
       const w = ledger.window(ctx.now);
-      const ahead = ledger.aheadMs(w);
-      engine.watermarkAhead.set({ collector: FLOW_COLLECTOR }, ahead / 1000);
-      if (ahead > 0 && !aheadLogged) ctx.log.warn({ aheadSeconds: ahead / 1000 }, 'counter watermark ahead of the clock: counters wait until the clock passes it');
-      aheadLogged = ahead > 0;
-      let skipped = 0;
-      const onSkip = (what: string) => {
-        if (++skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
-      };
+      reportAhead(w, ctx);
+      const onSkip = skipLogger(ctx);
       const outcomes = await Promise.allSettled(current.map((sc) => fetchScope(sc, w, ctx, onSkip)));
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const errors = [...listErrors, ...outcomes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))];

@@ -1,6 +1,7 @@
 import type { RunContext } from '../../engine/collector.js';
 import type { FamilyDef } from '../../engine/family.js';
-import type { LedgerScope, LedgerWindow, Settlement } from '../../engine/ledger.js';
+import type { LedgerScope, LedgerWindow, SettledLedger, Settlement } from '../../engine/ledger.js';
+import type { EngineMetrics } from '../../engine/self-metrics.js';
 import { labelKey } from '../../engine/samples.js';
 import type { GaugeSpec, MetricSpec } from './catalogue.js';
 import { readValue, type Bucket } from './schema.js';
@@ -100,4 +101,27 @@ export function applyScope(ls: LedgerScope, result: ScopeResult, counterFamilies
     });
   }
   return down;
+}
+
+/**
+ * Reports, every run, how far a ledger's watermark is ahead of the clock (the gauge), warning once
+ * when it starts: counters freeze until the clock passes it, and that must never be silent.
+ */
+export function aheadReporter(ledger: SettledLedger, gauge: EngineMetrics['watermarkAhead'], collector: string): (w: LedgerWindow, ctx: RunContext) => void {
+  gauge.set({ collector }, 0);
+  let logged = false;
+  return (w, ctx) => {
+    const ahead = ledger.aheadMs(w);
+    gauge.set({ collector }, ahead / 1000);
+    if (ahead > 0 && !logged) ctx.log.warn({ aheadSeconds: ahead / 1000 }, 'counter watermark ahead of the clock: counters wait until the clock passes it');
+    logged = ahead > 0;
+  };
+}
+
+/** A run's callback for unreadable upstream data: logged once a run (the parse errors are counted by the caller). */
+export function skipLogger(ctx: RunContext): (what: string) => void {
+  let skipped = 0;
+  return (what) => {
+    if (++skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
+  };
 }

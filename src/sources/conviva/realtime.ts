@@ -6,7 +6,7 @@ import type { EngineMetrics } from '../../engine/self-metrics.js';
 import { metricSpec, type MetricSpec } from './catalogue.js';
 import { REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT, type ConvivaClient } from './client.js';
 import { MAX_METRICS_PER_REQUEST, type RealtimeConfig } from './config.js';
-import { applyScope, keyedGauges, mergeBuckets, reduceScope, type ScopeResult } from './minutes.js';
+import { aheadReporter, applyScope, keyedGauges, mergeBuckets, reduceScope, skipLogger, type ScopeResult } from './minutes.js';
 import { parseTimeSeries, type Bucket } from './schema.js';
 
 /** The part of a ConvivaClient the collector uses; tests may hand in recorded answers. */
@@ -85,8 +85,7 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     }
   }
   for (const sc of scopes) ledger.scope(sc.key);
-  engine.watermarkAhead.set({ collector: REALTIME_COLLECTOR }, 0);
-  let aheadLogged = false;
+  const reportAhead = aheadReporter(ledger, engine.watermarkAhead, REALTIME_COLLECTOR);
   const labelsOf = (scope: Scope, value: string | undefined) => [scope.client.account.name, scope.filter.name, scope.dimension, value ?? TOTAL];
 
   /**
@@ -138,16 +137,8 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     async collect(ctx: RunContext): Promise<RunOutcome> {
       // Plan: which minutes each scope still owes, from the ledger.
       const w = ledger.window(ctx.now);
-      const ahead = ledger.aheadMs(w);
-      engine.watermarkAhead.set({ collector: REALTIME_COLLECTOR }, ahead / 1000);
-      if (ahead > 0 && !aheadLogged) {
-        ctx.log.warn({ aheadSeconds: ahead / 1000 }, 'counter watermark ahead of the clock: counters wait until the clock passes it');
-      }
-      aheadLogged = ahead > 0;
-      let skipped = 0;
-      const onSkip = (what: string) => {
-        if (++skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
-      };
+      reportAhead(w, ctx);
+      const onSkip = skipLogger(ctx);
       // Fetch. Scopes are independent: one that fails (a 413 on a wide dimension, a revoked
       // account) is left as it was, and the others go on. Within a scope it is all or nothing.
       const outcomes = await Promise.allSettled(scopes.map((scope) => fetchScope(scope, w, ctx, onSkip)));

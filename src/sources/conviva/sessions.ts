@@ -6,6 +6,7 @@ import type { EngineMetrics } from '../../engine/self-metrics.js';
 import { SESSION_BITRATE, SESSION_PLAYING_TIME, SESSION_REBUFFERING_RATIO, SESSION_VIDEO_START_TIME, SESSIONS_TOTAL, sessionFamilies } from './catalogue.js';
 import { SESSIONS_API, SESSIONS_ENDPOINT, type ConvivaSessionsClient } from './client.js';
 import type { SessionsConfig } from './config.js';
+import { skipLogger } from './minutes.js';
 import { parseSessions, type SessionInfo } from './schema.js';
 
 // Conviva sample sessions: every minute, the sessions that ended since the last read, each counted
@@ -126,10 +127,7 @@ export function createSessionsCollector(deps: SessionsDeps): Collector {
       adopt: (state) => ledger.adopt(state),
     },
     async collect(ctx: RunContext): Promise<RunOutcome> {
-      let skipped = 0;
-      const onSkip = (what: string) => {
-        if (++skipped === 1) ctx.log.warn({ what }, 'skipped unreadable upstream data');
-      };
+      const onSkip = skipLogger(ctx);
       const outcomes = await Promise.allSettled(deps.clients.map((c) => collectAccount(c, ctx, onSkip)));
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const errors = outcomes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));

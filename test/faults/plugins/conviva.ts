@@ -1,4 +1,4 @@
-import { documentedOutcome, flowFake, flowSettledSum, labelSets, sessionsEnded, settledSum, type FlowCountKey } from '../../conviva/expected.js';
+import { documentedOutcome, flowFake, flowSettledSum, labelSets, REALTIME_COUNTERS as COUNTERS, sessionsEnded, settledSum, type FlowCountKey } from '../../conviva/expected.js';
 import type { ParsedSample } from '../../helpers/exposition.js';
 import type { StormPlugin } from './plugin.js';
 
@@ -15,13 +15,6 @@ const FLOW_COUNTERS: Array<[string, FlowCountKey]> = [
   ['conviva_flow_successes_total', 'success'],
   ['conviva_flow_errors_total', 'error'],
 ];
-
-const COUNTERS = [
-  ['conviva_attempts_total', 'attempts'],
-  ['conviva_plays_total', 'plays'],
-  ['conviva_video_start_failures_total', 'video_start_failures'],
-  ['conviva_ended_plays_total', 'ended_plays'],
-] as const;
 
 /**
  * Conviva in the storm: two accounts (one secret inline, one from a file); real time with three
