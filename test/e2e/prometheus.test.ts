@@ -150,10 +150,14 @@ describe('end to end with a real Prometheus', () => {
   });
 
   it('an upstream storm drives ConvivaCollectorDown to pending/firing, and clearing it resolves the alert', async () => {
+    // The real-time collector's alert (the demo runs flows and sessions too, on their own schedules).
     const collectorAlert = async () =>
-      (await api<{ alerts: Array<{ labels: Record<string, string>; state: string }> }>('alerts')).alerts.filter((a) => a.labels.alertname === 'ConvivaCollectorDown');
+      (await api<{ alerts: Array<{ labels: Record<string, string>; state: string }> }>('alerts')).alerts.filter(
+        (a) => a.labels.alertname === 'ConvivaCollectorDown' && a.labels.collector === 'conviva_realtime',
+      );
     expect(await collectorAlert()).toEqual([]);
-    const put = await fetch(`${simulatorUrl}/_admin/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ kind: 'status', status: 500 }]) });
+    const storm = [{ kind: 'status', status: 500, match: '/insights/3.0/real-time-metrics' }];
+    const put = await fetch(`${simulatorUrl}/_admin/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(storm) });
     expect(put.ok).toBe(true);
     const firing = await until('ConvivaCollectorDown firing', async () => {
       const a = await collectorAlert();
