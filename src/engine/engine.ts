@@ -182,6 +182,9 @@ export class Engine {
         m.remove({ collector: name });
       }
       for (const result of ['success', 'failure']) this.metrics.collectorRuns.remove({ collector: name, result });
+      this.metrics.watermarkAhead.remove({ collector: name });
+      const families = old.collectors.find((c) => c.name === name)?.families ?? [];
+      for (const f of families) if (f.type === 'counter') this.metrics.revisedDown.remove({ collector: name, family: f.name });
     }
     if (this.started) {
       this.runner.start();

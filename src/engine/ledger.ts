@@ -336,7 +336,7 @@ export class SettledLedger {
         for (const r of c[1] as unknown[]) {
           if (!Array.isArray(r) || typeof r[0] !== 'string' || !r[1] || typeof r[1] !== 'object') continue;
           const vals: Record<string, number> = {};
-          for (const [name, v] of Object.entries(r[1] as Record<string, unknown>)) if (this.byName().has(name) && typeof v === 'number' && Number.isFinite(v) && v >= 0) vals[name] = v;
+          for (const [name, v] of Object.entries(r[1] as Record<string, unknown>)) if (byName.has(name) && typeof v === 'number' && Number.isFinite(v) && v >= 0) vals[name] = v;
           rows.push([r[0], vals]);
         }
         out.counted.push([c[0], rows]);

@@ -2,6 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { useSimulator } from '../helpers/stack.js';
 import { find, value } from '../helpers/exposition.js';
 import { flowFake, flowSettled, flowSettledSum, type FlowCountKey } from '../conviva/expected.js';
 import { MINUTE, T0, startRealtimeStack as startStack, type Stack } from '../conviva/stack.js';
@@ -149,5 +151,18 @@ describe('DPI Flow collectors', () => {
     stack = await startStack({ configText: FLOW_CONFIG.replace('group_by: [platform, app_version]', 'include: ["fm_*", "Playback start"]\n      exclude: ["Sign-?p", "fm_checkout_01"]') });
     const { samples } = await stack.run('conviva_flow_models');
     expect(find(samples, 'conviva_flow_model_info').map((x) => x.labels.flow_model_id).sort()).toEqual(['fm_login_01', 'fm_playback_start']);
+  });
+
+  it('a reload that turns the flows off withdraws their health series with them', async () => {
+    stack = await startStack({ configText: FLOW_CONFIG });
+    const s = stack;
+    await s.run('conviva_flow');
+    const flowSeries = (samples: Awaited<ReturnType<Stack['samples']>>) => samples.filter((x) => x.labels.collector === 'conviva_flow').map((x) => x.name);
+    expect(flowSeries(await s.samples())).toEqual(expect.arrayContaining(['conviva_exporter_watermark_ahead_seconds', 'conviva_exporter_downward_revisions_total', 'conviva_exporter_buckets_missed_total']));
+    const next = parseConfig(FLOW_CONFIG.replace('realtime: { enabled: false }', 'realtime: { enabled: true }').replace('      enabled: true\n      timeout: 10s', '      enabled: false\n      timeout: 10s'), {}, process.cwd());
+    useSimulator(next, s.sim.url);
+    await s.app.reload(next);
+    expect(s.app.runner.collectorNames).toEqual(['conviva_realtime']);
+    expect(flowSeries(await s.samples())).toEqual([]);
   });
 });

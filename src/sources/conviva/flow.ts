@@ -140,6 +140,7 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
   const catalog = new FlowCatalog(deps);
   const counterSpecs = FLOW_METRICS.filter((s) => s.counter !== undefined);
   const counterFamilies = counterSpecs.map((s) => s.counter!);
+  const gaugeSpecs = keyedGauges(FLOW_METRICS);
   const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay, reviseBuckets: config.revise_window / MINUTE }, counterFamilies);
   for (const f of counterFamilies) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: f.name }, 0);
   const reportAhead = aheadReporter(ledger, engine.watermarkAhead, FLOW_COLLECTOR);
@@ -168,16 +169,12 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
       engine.parseErrors.inc({ api: FLOW_API, endpoint });
       onSkip(what);
     }, FLOW_API);
-    const merged = mergeBuckets([parsed]);
     // Only the metrics the model lists are read: the others are not absent data, they do not exist.
     const listed = new Set(scope.model.metrics);
-    const counters = counterSpecs.filter((s) => listed.has(s.key));
-    const gauges = keyedGauges(FLOW_METRICS.filter((s) => listed.has(s.key)));
+    for (const b of parsed) for (const r of b.rows) r.metrics = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => listed.has(k)));
+    const merged = mergeBuckets([parsed]);
     const labelsOf = (value: string | undefined) => [scope.client.account.name, scope.model.id, scope.model.label, scope.dimension ?? TOTAL, value ?? TOTAL];
-    const result = reduceScope(merged, ls.settle(merged.keys(), w), labelsOf, counters, gauges);
-    // Re-spread the counts over every counter family, absent ones undefined, for applyScope.
-    result.fresh = result.fresh.map((row) => ({ ts: row.ts, labels: row.labels, values: counterSpecs.map((s) => (listed.has(s.key) ? row.values[counters.indexOf(s)] : undefined)) }));
-    return Object.assign(result, { gaugeSpecs: gauges });
+    return reduceScope(merged, ls.settle(merged.keys(), w), labelsOf, counterSpecs, gaugeSpecs);
   }
 
   const discovery: Collector = {
@@ -234,12 +231,12 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
       current.forEach((sc, i) => {
         const r = outcomes[i]!;
         if (r.status === 'rejected') return;
-        const result = r.value as ScopeResult & { gaugeSpecs: ReturnType<typeof keyedGauges> };
+        const result = r.value;
         bad += result.bad;
         if (result.settlement.newest === undefined) return;
         newest = Math.max(newest ?? -Infinity, result.settlement.newest);
         missed = Math.max(missed, result.settlement.missed);
-        for (const [family, d] of applyScope(ledger.scope(sc.key), result, counterFamilies, result.gaugeSpecs, ctx, w)) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: family.name }, d);
+        for (const [family, d] of applyScope(ledger.scope(sc.key), result, counterFamilies, gaugeSpecs, ctx, w)) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: family.name }, d);
       });
       ledger.emit(ctx.samples, ctx.guard, ctx.now);
       if (bad > 0) {
