@@ -8,7 +8,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Collector } from './collector.js';
 import { dataPart, ENGINE_SELF_PART, makePart, type PartSink } from './part.js';
 import { CardinalityGuard } from './guard.js';
-import { createBudgetMetrics, RequestBudget, type BudgetMetrics } from './limits.js';
+import { createBudgetMetrics, RequestBudget, WindowBudget, type BudgetMetrics } from './limits.js';
 import { Runner, type CollectorStatus } from './runner.js';
 import { createEngineMetrics, type EngineMetrics } from './self-metrics.js';
 import type { AnySource, SourceServices } from './source.js';
@@ -54,7 +54,7 @@ export class Engine {
   private readonly httpMetrics: HttpMetrics;
   private readonly budgetMetrics: BudgetMetrics;
   private readonly sourceSelf = new Map<string, unknown>();
-  private readonly budgets = new Map<string, RequestBudget>();
+  private readonly budgets = new Map<string, RequestBudget | WindowBudget>();
   private readonly stateFile: StateFile | undefined;
   private pipeline: Pipeline;
   private started = false;
@@ -184,7 +184,11 @@ export class Engine {
       for (const result of ['success', 'failure']) this.metrics.collectorRuns.remove({ collector: name, result });
       this.metrics.watermarkAhead.remove({ collector: name });
       const families = old.collectors.find((c) => c.name === name)?.families ?? [];
-      for (const f of families) if (f.type === 'counter') this.metrics.revisedDown.remove({ collector: name, family: f.name });
+      this.metrics.auditMinutes.remove({ collector: name });
+      for (const f of families) {
+        if (f.type !== 'counter') continue;
+        for (const m of [this.metrics.revisedDown, this.metrics.auditCounted, this.metrics.auditReference, this.metrics.auditDivergence]) m.remove({ collector: name, family: f.name });
+      }
     }
     if (this.started) {
       this.runner.start();
@@ -221,8 +225,18 @@ export class Engine {
           const key = `${api}\u0000${account}`;
           budgetsAsked.add(key);
           let b = this.budgets.get(key);
-          if (!b || b.perMinute !== perMinute) {
+          if (!(b instanceof RequestBudget) || b.perMinute !== perMinute) {
             b = new RequestBudget(api, account, perMinute, () => this.clock.now(), this.budgetMetrics);
+            this.budgets.set(key, b);
+          }
+          return b;
+        },
+        windowBudget: (api, account, max, windowMs) => {
+          const key = `${api}\u0000${account}`;
+          budgetsAsked.add(key);
+          let b = this.budgets.get(key);
+          if (!(b instanceof WindowBudget) || b.max !== max || b.windowMs !== windowMs) {
+            b = new WindowBudget(api, account, max, windowMs, () => this.clock.now(), this.budgetMetrics);
             this.budgets.set(key, b);
           }
           return b;

@@ -25,6 +25,11 @@ export interface LedgerOptions {
    * growth added while the bucket is this young. 1 (the default): only the newest.
    */
   reviseBuckets?: number;
+  /**
+   * Buckets owed to the counters that the upstream's window no longer serves are kept as holes,
+   * to be filled from an upstream that keeps them longer (a historical API), rather than lost.
+   */
+  backfill?: boolean;
 }
 
 /** Where the buckets stand at one instant; all values are bucket starts (epoch ms). */
@@ -47,6 +52,8 @@ export interface Settlement {
   newest?: number;
   /** Buckets owed to the counters that the upstream no longer serves (lost for every label set of the scope). */
   missed: number;
+  /** With `backfill`, those buckets instead: [from, to), to be kept as a hole when the answer is applied. */
+  gap?: [number, number];
 }
 
 interface Entry {
@@ -64,6 +71,18 @@ export class LedgerScope {
   readonly entries = new Map<string, Entry>();
   /** What was counted per revisable bucket: bucket start -> label key -> family -> value. */
   readonly counted = new Map<number, Map<string, Map<FamilyDef, number>>>();
+  /**
+   * Buckets skipped by the watermark but not counted yet ([from, to), oldest first, disjoint):
+   * the upstream's window had moved past them (an outage, a restart). Filled from elsewhere.
+   */
+  holes: Array<[number, number]> = [];
+  /** Whether what this scope counts is audited (see `pendingAudit`). */
+  audited = false;
+  /**
+   * Audited scopes: per counted bucket, once it can no longer be revised, what was counted for it,
+   * per family (summed over label sets). The audit compares it with the upstream's final record.
+   */
+  readonly pendingAudit = new Map<number, Map<FamilyDef, number>>();
 
   constructor(private readonly o: LedgerOptions) {}
 
@@ -102,8 +121,10 @@ export class LedgerScope {
     // counted before a restart from an earlier version) would be counted again from zero, as after
     // a clock stepped back brings old buckets into the window again.
     const revisable = wm === undefined ? [] : settled.filter((ts) => ts <= wm && ts >= from && this.counted.has(ts));
-    const missed = wm !== undefined && w.oldestReadable > wm + b ? (Math.min(w.oldestReadable, w.newestSettled + b) - wm - b) / b : 0;
-    return { fresh, revisable, newest, missed };
+    const gapEnd = Math.min(w.oldestReadable, w.newestSettled + b);
+    if (wm === undefined || gapEnd <= wm + b) return { fresh, revisable, newest, missed: 0 };
+    if (this.o.backfill) return { fresh, revisable, newest, missed: 0, gap: [wm + b, gapEnd] };
+    return { fresh, revisable, newest, missed: (gapEnd - wm - b) / b };
   }
 
   /**
@@ -152,16 +173,71 @@ export class LedgerScope {
     return true;
   }
 
-  /** Moves the watermark past the buckets just counted, and forgets the values of buckets too old to be revised. */
-  commit(fresh: readonly number[], w?: LedgerWindow): void {
+  /**
+   * Moves the watermark past the buckets just counted (keeping the buckets a gap skipped as a
+   * hole), and forgets the values of buckets too old to be revised (an audited scope keeps their
+   * sums for the audit).
+   */
+  commit(fresh: readonly number[], w?: LedgerWindow, gap?: readonly [number, number]): void {
+    if (gap) this.addHole(gap[0], gap[1]);
     if (fresh.length > 0) {
       this.watermark = Math.max(this.watermark ?? -Infinity, fresh[fresh.length - 1]!);
       this.origin ??= fresh[0];
+      // A bucket with no rows has nothing in `counted`: the audit still compares it (with 0).
+      if (this.audited) for (const ts of fresh) if (!this.counted.has(ts) && !this.pendingAudit.has(ts)) this.pendingAudit.set(ts, new Map());
     }
     if (w) {
       const from = this.reviseFrom(w);
-      for (const ts of this.counted.keys()) if (ts < from) this.counted.delete(ts);
+      for (const [ts, rows] of this.counted) {
+        if (ts >= from) continue;
+        this.counted.delete(ts);
+        if (!this.audited) continue;
+        const sums = new Map<FamilyDef, number>();
+        for (const fams of rows.values()) for (const [f, v] of fams) sums.set(f, (sums.get(f) ?? 0) + v);
+        this.pendingAudit.set(ts, sums);
+      }
     }
+  }
+
+  /** Records [from, to) as buckets still owed (merged with the holes already known). */
+  addHole(from: number, to: number): void {
+    if (to <= from) return;
+    const all = [...this.holes, [from, to] as [number, number]].sort((x, y) => x[0] - y[0]);
+    const merged: Array<[number, number]> = [];
+    for (const h of all) {
+      const last = merged[merged.length - 1];
+      if (last && h[0] <= last[1]) last[1] = Math.max(last[1], h[1]);
+      else merged.push([h[0], h[1]]);
+    }
+    this.holes = merged;
+  }
+
+  /** Removes [from, to) from the holes: those buckets have been counted. */
+  filled(from: number, to: number): void {
+    const out: Array<[number, number]> = [];
+    for (const [a, z] of this.holes) {
+      if (z <= from || a >= to) out.push([a, z]);
+      else {
+        if (a < from) out.push([a, from]);
+        if (z > to) out.push([to, z]);
+      }
+    }
+    this.holes = out;
+  }
+
+  /** Drops the parts of holes older than `horizon` (no upstream keeps them any more); returns how many buckets that was. */
+  expire(horizon: number): number {
+    let lost = 0;
+    const out: Array<[number, number]> = [];
+    for (const [a, z] of this.holes) {
+      if (z <= horizon) lost += (z - a) / this.o.bucketMs;
+      else if (a < horizon) {
+        lost += (horizon - a) / this.o.bucketMs;
+        out.push([horizon, z]);
+      } else out.push([a, z]);
+    }
+    this.holes = out;
+    return lost;
   }
 
   /**
@@ -193,6 +269,8 @@ interface CarriedScope {
   origin?: number | null;
   /** Per revisable bucket, what was counted: [bucket start, [[label key, {family: value}]]]. */
   counted?: Array<[number, Array<[string, Record<string, number>]>]>;
+  /** Buckets still owed, to be filled from a historical upstream: [from, to). Absent in earlier files. */
+  holes?: Array<[number, number]>;
 }
 
 /** A ledger of scopes by key. The collector declares its scopes; state of other scopes is dropped. */
@@ -282,6 +360,7 @@ export class SettledLedger {
           // A scope restored from an earlier version revises nothing up to its floor, after a restart too.
           origin: sc.origin ?? (sc.reviseFloor === undefined ? null : sc.reviseFloor + this.options.bucketMs),
           counted: [...sc.counted].map(([ts, rows]) => [ts, [...rows].map(([k, fams]) => [k, Object.fromEntries([...fams].map(([f, v]) => [f.name, v]))])]),
+          holes: sc.holes.map(([a, z]) => [a, z]),
         })),
         ...this.pending.values(),
       ],
@@ -327,6 +406,9 @@ export class SettledLedger {
       if (Object.keys(kept).length > 0) counters.push({ labels: labels as string[], totals: kept });
     }
     const out: CarriedScope = { key, watermark: wm as number | null, counters };
+    if (Array.isArray(raw.holes)) {
+      out.holes = (raw.holes as unknown[]).filter((h): h is [number, number] => Array.isArray(h) && h.length === 2 && h.every((x) => typeof x === 'number' && Number.isFinite(x)) && h[0] < h[1]);
+    }
     if (Array.isArray(raw.counted) && (raw.origin === null || (typeof raw.origin === 'number' && Number.isFinite(raw.origin)))) {
       out.origin = raw.origin;
       out.counted = [];
@@ -359,6 +441,8 @@ export class SettledLedger {
       scope.entries.set(labelKey(c.labels), { labels: c.labels, totals: map });
     }
     scope.counted.clear();
+    scope.holes = [];
+    for (const [a, z] of carried.holes ?? []) scope.addHole(a, z);
     if (carried.counted) {
       scope.origin = carried.origin ?? undefined;
       scope.reviseFloor = undefined;

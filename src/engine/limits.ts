@@ -2,7 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import { SELF_PREFIX } from './self-metrics.js';
 
 // Limits shared by every transport (HTTP today, SFTP later): a per-account request budget, a
-// concurrency cap and an abortable sleep. They know nothing of HTTP.
+// sliding-window request limit, a concurrency cap and an abortable sleep. They know nothing of HTTP.
 
 /** Sleeps `ms`, or rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -25,7 +25,7 @@ export function createBudgetMetrics(registry: Registry) {
   return {
     wait: new Counter({
       name: `${SELF_PREFIX}budget_wait_seconds_total`,
-      help: 'Time spent waiting for the client-side request budget of an upstream API and account.',
+      help: 'Time spent waiting for the client-side request budget of an upstream API and account (account="all" for a limit shared by every account of an API).',
       labelNames: ['api', 'account'],
       registers: [registry],
     }),
@@ -46,18 +46,34 @@ export class BudgetExhaustedError extends Error {
     readonly api: string,
     readonly account: string,
     readonly endpoint: string,
-    perMinute: number,
+    /** The limit as people read it: "500/min", "3000 per 5m". */
+    limit: string,
   ) {
-    super(`request budget of ${perMinute}/min exhausted for ${api}/${account}`);
+    super(`request budget of ${limit} exhausted for ${api}/${account}`);
     this.name = 'BudgetExhaustedError';
   }
 }
 
+/** What a transport asks of a budget before each attempt; `api` and `account` label its metrics and errors. */
+export interface Budget {
+  readonly api: string;
+  readonly account: string;
+  /**
+   * Takes room for one request costing `cost` units (default 1), waiting for it; returns the ms
+   * waited. Throws BudgetExhaustedError, without waiting, when the room would come after
+   * `deadline`. A budget that counts requests (WindowBudget) takes 1 whatever the cost.
+   */
+  take(endpoint: string, deadline: number, signal?: AbortSignal, cost?: number): Promise<number>;
+  /** Removes this budget's series (it is no longer configured). */
+  forget(): void;
+}
+
 /**
- * Client-side request budget: a token bucket of `perMinute` requests refilled continuously, so
- * the exporter stays under the upstream's per-account limit before the upstream has to say 429.
+ * Client-side request budget: a token bucket of `perMinute` units refilled continuously, so the
+ * exporter stays under the upstream's per-account limit before the upstream has to say 429. A
+ * request takes `cost` units (an upstream may count a request with 5 filters as 5).
  */
-export class RequestBudget {
+export class RequestBudget implements Budget {
   private tokens: number;
   private last: number;
   private readonly ratePerMs: number;
@@ -78,22 +94,24 @@ export class RequestBudget {
   }
 
   /**
-   * Takes one request's worth, waiting for the bucket to refill when empty. Returns the ms waited.
-   * Throws BudgetExhaustedError, without waiting, when the refill would come after `deadline`.
+   * Takes `cost` units (default 1), waiting for the bucket to refill when short. Returns the ms
+   * waited. Throws BudgetExhaustedError, without waiting, when the refill would come after
+   * `deadline`. A cost above `perMinute` takes the whole bucket, so it still goes once it is full.
    */
-  async take(endpoint: string, deadline: number, signal?: AbortSignal): Promise<number> {
+  async take(endpoint: string, deadline: number, signal?: AbortSignal, cost = 1): Promise<number> {
+    const need = Math.min(cost, this.perMinute);
     this.refill();
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+    if (this.tokens >= need) {
+      this.tokens -= need;
       return 0;
     }
-    const waitMs = Math.ceil((1 - this.tokens) / this.ratePerMs);
+    const waitMs = Math.ceil((need - this.tokens) / this.ratePerMs);
     if (this.now() + waitMs > deadline) {
       this.metrics?.exhausted.inc({ api: this.api, account: this.account });
-      throw new BudgetExhaustedError(this.api, this.account, endpoint, this.perMinute);
+      throw new BudgetExhaustedError(this.api, this.account, endpoint, `${this.perMinute}/min`);
     }
-    // Reserve the token now so concurrent callers queue behind each other instead of all waking at once.
-    this.tokens -= 1;
+    // Reserve the units now so concurrent callers queue behind each other instead of all waking at once.
+    this.tokens -= need;
     await sleep(waitMs, signal);
     this.metrics?.wait.inc({ api: this.api, account: this.account }, waitMs / 1000);
     return waitMs;
@@ -111,6 +129,88 @@ export class RequestBudget {
     this.tokens = Math.min(this.perMinute, this.tokens + Math.max(0, now - this.last) * this.ratePerMs);
     this.last = now;
   }
+}
+
+/**
+ * At most `max` requests in any `windowMs`, exactly (a sliding window over the last `max` send
+ * times; a token bucket would let twice as many through in its worst window). For limits stated
+ * as "N requests per W", such as 3,000 requests per 5 minutes per IP address.
+ */
+export class WindowBudget implements Budget {
+  /** Send times of the last `max` requests (past, or reserved by a waiter), in order; a ring. */
+  private readonly sent: Float64Array;
+  /** Where the next send time goes; once the ring is full, also the oldest of the last `max`. */
+  private next = 0;
+  private count = 0;
+  private last: number;
+
+  constructor(
+    readonly api: string,
+    readonly account: string,
+    readonly max: number,
+    readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly metrics?: BudgetMetrics,
+  ) {
+    this.sent = new Float64Array(max);
+    this.last = this.now();
+    metrics?.wait.inc({ api, account }, 0);
+    metrics?.exhausted.inc({ api, account }, 0);
+  }
+
+  /**
+   * Takes room for one request (whatever `cost`: the limit counts requests), waiting until the
+   * oldest of the last `max` leaves the window. Returns the ms waited. Throws BudgetExhaustedError,
+   * without waiting, when that would be after `deadline`.
+   */
+  async take(endpoint: string, deadline: number, signal?: AbortSignal): Promise<number> {
+    const now = this.clock();
+    const oldest = this.count < this.max ? -Infinity : this.sent[this.next]!;
+    const newest = this.count === 0 ? -Infinity : this.sent[(this.next + this.max - 1) % this.max]!;
+    // `newest` keeps the ring in order; with a clock that only goes forward it never decides.
+    const at = Math.max(now, oldest + this.windowMs, newest);
+    const waitMs = Math.ceil(at - now);
+    if (waitMs > 0 && now + waitMs > deadline) {
+      this.metrics?.exhausted.inc({ api: this.api, account: this.account });
+      throw new BudgetExhaustedError(this.api, this.account, endpoint, `${this.max} per ${formatWindow(this.windowMs)}`);
+    }
+    // Reserve the send time now so concurrent callers queue behind each other.
+    this.sent[this.next] = at;
+    this.next = (this.next + 1) % this.max;
+    this.count = Math.min(this.count + 1, this.max);
+    if (waitMs <= 0) return 0;
+    await sleep(waitMs, signal);
+    this.metrics?.wait.inc({ api: this.api, account: this.account }, waitMs / 1000);
+    return waitMs;
+  }
+
+  /** Removes this budget's series (it is no longer configured). */
+  forget(): void {
+    this.metrics?.wait.remove({ api: this.api, account: this.account });
+    this.metrics?.exhausted.remove({ api: this.api, account: this.account });
+  }
+
+  /**
+   * Now, with a clock stepped backwards taken as no time passing: the recorded send times move
+   * back by the step, so the window neither empties nor fills up (an hour back must not cost an
+   * hour of waiting).
+   */
+  private clock(): number {
+    const now = this.now();
+    if (now < this.last) {
+      const step = now - this.last;
+      for (let i = 0; i < this.count; i++) this.sent[i]! += step;
+    }
+    this.last = now;
+    return now;
+  }
+}
+
+function formatWindow(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }
 
 /** Caps how many requests run at once; waiters are served first come, first served. */

@@ -74,6 +74,31 @@ export function createEngineMetrics(registry: Registry, version: string) {
       labelNames: ['collector', 'family'],
       registers: reg,
     }),
+    // The audit of ledger counters against an upstream's final record (see docs/metrics.md).
+    auditCounted: new Counter({
+      name: `${p}audit_counted_total`,
+      help: "What the collector's counters added for the audited minutes and scopes, per counter family: compare with audit_reference_total.",
+      labelNames: ['collector', 'family'],
+      registers: reg,
+    }),
+    auditReference: new Counter({
+      name: `${p}audit_reference_total`,
+      help: "The upstream's final record (historical API) for the same minutes and scopes as audit_counted_total, per counter family.",
+      labelNames: ['collector', 'family'],
+      registers: reg,
+    }),
+    auditDivergence: new Gauge({
+      name: `${p}audit_divergence_ratio`,
+      help: '(counted - reference) / reference of the newest audited batch, per counter family: negative when the counters undercount.',
+      labelNames: ['collector', 'family'],
+      registers: reg,
+    }),
+    auditMinutes: new Counter({
+      name: `${p}audit_minutes_total`,
+      help: 'Minutes whose counted values were compared with the upstream final record, summed over the audited scopes.',
+      labelNames: ['collector'],
+      registers: reg,
+    }),
     seriesDropped: new Counter({
       name: `${p}series_dropped_total`,
       help: 'Series refused by the per-family cardinality guard (max_series_per_metric), counted per run.',

@@ -6,7 +6,7 @@ import type { Fake, FakeOptions } from '../simulator/fake.js';
 import type { Clock } from './clock.js';
 import type { Collector } from './collector.js';
 import type { FamilyDef } from './family.js';
-import type { RequestBudget } from './limits.js';
+import type { RequestBudget, WindowBudget } from './limits.js';
 import type { EngineMetrics } from './self-metrics.js';
 
 /** Helpers a source's `resolve` gets: secrets with their *_file twins, paths, problems with key paths. */
@@ -38,6 +38,12 @@ export interface SourceServices {
    * with the same rate (tokens spent before a reload stay spent); its series go when it is not.
    */
   budget(api: string, account: string, perMinute: number): RequestBudget;
+  /**
+   * The sliding-window limit of (api, account), at most `max` requests in any `windowMs` (for a
+   * limit shared by several accounts, such as a per-IP one, `account` names the scope): kept across
+   * reloads like `budget`, while asked for with the same `max` and `windowMs`.
+   */
+  windowBudget(api: string, account: string, max: number, windowMs: number): WindowBudget;
 }
 
 /**

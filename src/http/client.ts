@@ -3,7 +3,7 @@ import { rootCertificates } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import { type RequestBudget, Semaphore, sleep } from '../engine/limits.js';
+import { type Budget, Semaphore, sleep } from '../engine/limits.js';
 import { UpstreamError } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
 
@@ -43,7 +43,13 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Bounded label for metrics: the route template, never the concrete path. */
   endpoint: string;
-  budget?: RequestBudget;
+  /**
+   * Budgets every attempt takes from, in order (an account's, then a shared per-IP one); the
+   * first one's account is named in errors.
+   */
+  budget?: Budget | readonly Budget[];
+  /** What one attempt costs the budgets that count cost (default 1); those that count requests take 1. */
+  cost?: number;
   signal: AbortSignal;
   deadline: number;
   method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
@@ -117,11 +123,12 @@ export class HttpClient {
     const idempotent = method === 'GET' || method === 'HEAD' || method === 'PUT' || method === 'DELETE';
     const url = this.url(opts);
     const labels = { api, endpoint: opts.endpoint };
+    const budgets: readonly Budget[] = opts.budget === undefined ? [] : Array.isArray(opts.budget) ? opts.budget : [opts.budget as Budget];
     for (let attempt = 0; ; attempt++) {
       let retryAfterMs: number | undefined;
       let failure: UpstreamError;
       let retryable: boolean;
-      if (opts.budget) await opts.budget.take(opts.endpoint, opts.deadline, opts.signal);
+      for (const b of budgets) await b.take(opts.endpoint, opts.deadline, opts.signal, opts.cost);
       const release = await this.semaphore.acquire(opts.signal);
       const t0 = performance.now();
       let statusCode: number | undefined;
@@ -142,14 +149,16 @@ export class HttpClient {
         }
         if (res.statusCode === 429) metrics.throttled.inc({ api });
         retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.now());
-        const account = opts.budget?.account;
+        const account = budgets[0]?.account;
         // A refused credential has a code of its own, so that it is never taken for a repeat of
         // another failure (and logged at debug): the account is named.
         const auth = res.statusCode === 401 || res.statusCode === 403;
+        // The body, redacted, rides along: a caller may act on what it names (a 400's parameter).
+        const detail = redactBody(text, opts.headers) || undefined;
         failure = new UpstreamError(
           res.statusCode === 429 ? 'UPSTREAM_THROTTLED' : auth ? 'UPSTREAM_AUTH' : 'UPSTREAM_STATUS',
-          `${api} ${opts.endpoint} answered ${res.statusCode}${auth && account ? ` for account ${account}: credentials refused` : ''}${describeBody(text, opts.headers)}`,
-          { api, endpoint: opts.endpoint, status: res.statusCode, account },
+          `${api} ${opts.endpoint} answered ${res.statusCode}${auth && account ? ` for account ${account}: credentials refused` : ''}${detail ? `: ${detail}` : ''}`,
+          { api, endpoint: opts.endpoint, status: res.statusCode, account, detail },
         );
         retryable = res.statusCode === 429 || res.statusCode >= 500;
       } catch (e) {
@@ -261,11 +270,17 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
  * upstream or a proxy may echo the request's Authorization header (or the credentials it encodes).
  */
 export function describeBody(text: string, headers: Record<string, string> = {}): string {
+  const t = redactBody(text, headers);
+  return t ? `: ${t}` : '';
+}
+
+/** The start of an error body (200 characters) with credentials taken out; '' for an empty body. */
+export function redactBody(text: string, headers: Record<string, string> = {}): string {
   let t = text.trim();
   if (!t) return '';
   for (const secret of headerSecrets(headers)) t = t.split(secret).join('[REDACTED]');
   t = t.replace(/\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]+/gi, '$1 [REDACTED]');
-  return `: ${t.length > 200 ? `${t.slice(0, 200)}…` : t}`;
+  return t.length > 200 ? `${t.slice(0, 200)}…` : t;
 }
 
 /** Every header value, for Basic auth the decoded "id:secret" and its parts, and their base64 forms, longest first. */

@@ -15,11 +15,13 @@ export class UpstreamError extends Error {
   readonly status: number | undefined;
   /** The account whose request failed, when the request was made for one. */
   readonly account: string | undefined;
+  /** The start of an error answer's body, credentials taken out (client.ts `redactBody`); undefined when empty. */
+  readonly detail: string | undefined;
 
   constructor(
     code: UpstreamErrorCode,
     message: string,
-    opts: { api: string; endpoint: string; status?: number; account?: string; cause?: unknown },
+    opts: { api: string; endpoint: string; status?: number; account?: string; detail?: string; cause?: unknown },
   ) {
     super(message, { cause: opts.cause });
     this.name = 'UpstreamError';
@@ -28,5 +30,6 @@ export class UpstreamError extends Error {
     this.endpoint = opts.endpoint;
     this.status = opts.status;
     this.account = opts.account;
+    this.detail = opts.detail;
   }
 }

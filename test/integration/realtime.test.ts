@@ -226,12 +226,39 @@ describe('conviva real-time collector against the simulator', () => {
     expect(logsWith(stack, 'collector run failed').filter((l) => l.level === 40)).toHaveLength(1);
   });
 
-  it('counts buckets lost when an outage outlasts the 15-minute window', async () => {
+  it('after an outage longer than the 15-minute window, counts the minutes it let go from the historical API, once', async () => {
     stack = await startStack();
     await stack.run();
     stack.clock.advance(20 * MINUTE);
+    let { samples } = await stack.run();
+    // 20 new settled minutes, of which only the last 13 settled ones are still readable (window 15,
+    // minus 2 unsettled): the 7 others are owed, not lost.
+    expect(value(samples, 'conviva_exporter_buckets_missed_total', { collector: C })).toBe(0);
+    expect(value(samples, 'conviva_exporter_buckets_owed', { collector: C })).toBe(7);
+    const ls = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
+    const newest = SETTLED_AT_T0 + 20 * MINUTE;
+    expect(value(samples, 'conviva_attempts_total', ls)).toBe(
+      settledValue(stack.sim, ls, SETTLED_AT_T0, 'attempts') + settledSum(stack.sim, ls, newest - 12 * MINUTE, newest, 'attempts'),
+    );
+    // The next run reads them from /metrics (granularity PT1M, explicit start and end), and again adds nothing.
+    ({ samples } = await stack.run());
+    const historical = stack.sim.requests.filter((r) => r.path.startsWith('/metrics/'));
+    expect(historical.length).toBeGreaterThan(0);
+    for (const r of historical) expect(r.query).toMatch(/granularity=PT1M.*start_epoch_ms=\d+.*end_epoch_ms=\d+/);
+    expect(value(samples, 'conviva_exporter_buckets_recovered_total', { collector: C })).toBe(7);
+    expect(value(samples, 'conviva_exporter_buckets_owed', { collector: C })).toBe(0);
+    ({ samples } = await stack.run());
+    for (const set of labelSets(stack.sim, 'demo', ['all', 'ios', 'sports'], ['total', 'device_os', 'tag_appVersion'])) {
+      expect(value(samples, 'conviva_attempts_total', set), JSON.stringify(set)).toBe(settledSum(stack.sim, set, SETTLED_AT_T0, newest, 'attempts'));
+    }
+    expect(stack.sim.requests.filter((r) => r.path.startsWith('/metrics/'))).toHaveLength(historical.length);
+  });
+
+  it('with catch_up off, counts the minutes an outage let go as lost', async () => {
+    stack = await startStack({ mutate: (c) => (conviva(c).catch_up = { enabled: false, requests_per_run: 4 }) });
+    await stack.run();
+    stack.clock.advance(20 * MINUTE);
     const { samples } = await stack.run();
-    // 20 new settled minutes, of which only the last 13 settled ones are still readable (window 15, minus 2 unsettled)
     expect(value(samples, 'conviva_exporter_buckets_missed_total', { collector: C })).toBe(7);
     const ls = { account: 'demo', filter: 'all', dimension: 'total', value: 'total' };
     const newest = SETTLED_AT_T0 + 20 * MINUTE;

@@ -141,3 +141,69 @@ describe('durations', () => {
     expect(parseDuration('1.5s')).toBeUndefined();
   });
 });
+
+describe('Conviva request budget warnings', () => {
+  const warnings = (yaml: string) => parseConfig(yaml, {}, root).warnings;
+  const accounts = (n: number) => Array.from({ length: n }, (_, i) => `      - { name: a${i}, client_id: id, client_secret: secret }`).join('\n');
+
+  it('keeps the arithmetic of requests when every filter costs 1', () => {
+    expect(loadConfigFile(`${dir}warn-budget.yml`, {}).warnings).toEqual([
+      'sources.conviva.realtime_requests_per_minute: a minute needs 18 requests per account (real time: 3 filters × (1 + 3 group_by) × 1 metric chunks = 12; DPI Flow: 2 models named in include × (1 + 2 group_by) = up to 6), more than the budget of 15: runs will end early with BUDGET_EXHAUSTED',
+    ]);
+  });
+
+  it('counts a real-time request at its filter\'s cost (one per filter key) against realtime_requests_per_minute', () => {
+    const config = (budget: number) => `
+sources:
+  conviva:
+    realtime_requests_per_minute: ${budget}
+    accounts:
+${accounts(1)}
+    realtime:
+      group_by: [device-os]
+      filters:
+        - { name: all }
+        - { name: mix, dimensions: { device_os: [iOS, Android], isp: [A] }, tags: { appVersion: ["5"] } }
+`;
+    // 4 requests a minute, costing (1 + 3) × 2 = 8.
+    expect(warnings(config(8))).toEqual([]);
+    expect(warnings(config(7))).toEqual([
+      'sources.conviva.realtime_requests_per_minute: a minute needs 8 requests per account, counting a request with n filter keys as n (real time: 2 filters costing (1 + 3) × (1 + 1 group_by) × 1 metric chunks = 8), more than the budget of 7: runs will end early with BUDGET_EXHAUSTED',
+    ]);
+  });
+
+  it('warns when 5 minutes of every account\'s requests exceed ip_requests_per_5_minutes (requests, not cost)', () => {
+    const config = (limit: number) => `
+sources:
+  conviva:
+    ip_requests_per_5_minutes: ${limit}
+    accounts:
+${accounts(3)}
+    realtime:
+      group_by: [device-os, cdn]
+      filters: [{ name: two, dimensions: { device_os: [iOS], isp: [A] } }]
+    flows:
+      enabled: true
+      include: [fm_login_01, "Sign*"]
+      group_by: [platform]
+`;
+    // A minute per account: 3 real-time requests (costing 6) + 2 flow requests; × 5 minutes × 3 accounts.
+    expect(warnings(config(75))).toEqual([]);
+    expect(warnings(config(74))).toEqual([
+      'sources.conviva.ip_requests_per_5_minutes: 5 minutes need 75 requests from this IP address (5 minutes × 5 requests × 3 accounts; a minute per account: real time: 1 filters × (1 + 2 group_by) × 1 metric chunks = 3; DPI Flow: 1 models named in include × (1 + 1 group_by) = up to 2), more than the limit of 74: runs will end early with BUDGET_EXHAUSTED',
+    ]);
+  });
+
+  it('ip_requests_per_5_minutes defaults to 3000 and must be a positive integer', () => {
+    const block = (extra: string) => `sources:\n  conviva:\n${extra}    accounts:\n${accounts(1)}\n`;
+    expect(conviva(parseConfig(block(''), {}, root)).ip_requests_per_5_minutes).toBe(3000);
+    for (const bad of ['0', '1.5']) {
+      expect(() => parseConfig(block(`    ip_requests_per_5_minutes: ${bad}\n`), {}, root)).toThrow(ConfigError);
+    }
+    try {
+      parseConfig(block('    ip_requests_per_5_minutes: 0\n'), {}, root);
+    } catch (e) {
+      expect((e as ConfigError).problems).toEqual(['sources.conviva.ip_requests_per_5_minutes: Too small: expected number to be >=1']);
+    }
+  });
+});

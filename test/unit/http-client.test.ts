@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { createBudgetMetrics, RequestBudget } from '../../src/engine/limits.js';
+import { createBudgetMetrics, RequestBudget, WindowBudget } from '../../src/engine/limits.js';
 import { createEngineMetrics } from '../../src/engine/self-metrics.js';
 import { createHttpMetrics } from '../../src/http/metrics.js';
 import { HttpClient, jsonDepth, parseRetryAfter } from '../../src/http/client.js';
@@ -141,6 +141,40 @@ describe('HttpClient', () => {
     for (const secret of [basic, basic.slice(6), 'very-secret-2', 'client-id-1', 'abc.def-ghi', Buffer.from('very-secret-2').toString('base64').replace(/=+$/, '')]) {
       expect(err.message).not.toContain(secret);
     }
+    await http.close();
+  });
+
+  it('takes from every budget on every attempt: the account budget by cost, the per-IP one by request', async () => {
+    const s = await serve([503, 200]);
+    const { http } = client(s.url);
+    const account = new RequestBudget('conviva_realtime', 'acct', 10, Date.now);
+    const ip = new WindowBudget('conviva_ip', 'all', 3, 300_000, Date.now);
+    expect((await http.json({ ...opts(), budget: [account, ip], cost: 4 })).body).toEqual({ ok: true });
+    expect(s.hits()).toBe(2);
+    // Two attempts at cost 4 left 2 of the account's 10 units, and 1 of the 3 requests per IP.
+    expect(await account.take('e', Date.now(), undefined, 2)).toBe(0);
+    await expect(account.take('e', Date.now())).rejects.toMatchObject({ code: 'BUDGET_EXHAUSTED', api: 'conviva_realtime' });
+    expect(await ip.take('e', Date.now())).toBe(0);
+    await expect(ip.take('e', Date.now())).rejects.toMatchObject({ code: 'BUDGET_EXHAUSTED', api: 'conviva_ip', account: 'all' });
+    await http.close();
+  });
+
+  it('sends nothing when the per-IP budget has no room before the deadline, whatever the account budget has', async () => {
+    const s = await serve([200]);
+    const { http } = client(s.url);
+    const ip = new WindowBudget('conviva_ip', 'all', 1, 300_000, Date.now);
+    await ip.take('e', Date.now());
+    await expect(http.json({ ...opts(), budget: [new RequestBudget('conviva_realtime', 'acct', 500, Date.now), ip] }))
+      .rejects.toMatchObject({ code: 'BUDGET_EXHAUSTED', api: 'conviva_ip', account: 'all', endpoint: 'x' });
+    expect(s.hits()).toBe(0);
+    await http.close();
+  });
+
+  it('names the first budget\'s account when credentials are refused', async () => {
+    const s = await serve([401]);
+    const { http } = client(s.url);
+    const budget = [new RequestBudget('conviva_realtime', 'acct-1', 500, Date.now), new WindowBudget('conviva_ip', 'all', 10, 300_000, Date.now)];
+    await expect(http.json({ ...opts(), budget })).rejects.toMatchObject({ code: 'UPSTREAM_AUTH', account: 'acct-1', message: expect.stringContaining('for account acct-1: credentials refused') });
     await http.close();
   });
 

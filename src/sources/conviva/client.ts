@@ -1,5 +1,5 @@
 import type { HttpClient, RequestOptions } from '../../http/client.js';
-import type { RequestBudget } from '../../engine/limits.js';
+import type { Budget, RequestBudget } from '../../engine/limits.js';
 import type { ConvivaAccount } from './config.js';
 
 /** Metrics V3 lives under this path of the API host (base_url). */
@@ -10,6 +10,12 @@ export const REALTIME_API = 'conviva_realtime';
 /** The `api` label of the sessions API's requests and errors, and of the historical budget it spends. */
 export const SESSIONS_API = 'conviva_sessions';
 export const HISTORICAL_BUDGET = 'conviva_historical';
+/**
+ * The `api` and `account` labels of the per-IP budget (Conviva: 3,000 requests per 5 minutes per
+ * IP address), which every request of every account and API takes from.
+ */
+export const IP_BUDGET = 'conviva_ip';
+export const IP_BUDGET_ACCOUNT = 'all';
 export const SESSIONS_ENDPOINT = 'sessions/content';
 
 /** Endpoint labels (route templates) of the real-time API, for metrics. */
@@ -30,7 +36,20 @@ export interface RealtimeQuery {
   deadline: number;
 }
 
-/** One account's view of a Conviva API: Basic auth on every request, and the account's budget for it. */
+/**
+ * What a Metrics V3 request costs the account's budget (our reading of Conviva's guide, "100
+ * requests with 5 filters or 500 requests with 1 filter"): one unit per filter key, a filter_id,
+ * each dimension and each tag counting one (several values of one key are OR'ed and count once);
+ * an unfiltered request costs 1, and a group-by is not a filter.
+ */
+export function filterCost(filter: { filterId?: string; dimensions?: Record<string, string[]>; tags?: Record<string, string[]> }): number {
+  const keys = (filter.filterId !== undefined ? 1 : 0)
+    + Object.values(filter.dimensions ?? {}).filter((v) => v.length > 0).length
+    + Object.values(filter.tags ?? {}).filter((v) => v.length > 0).length;
+  return Math.max(1, keys);
+}
+
+/** One account's view of a Conviva API: Basic auth on every request, the account's budget and the per-IP one. */
 abstract class AccountClient {
   private readonly auth: string;
 
@@ -38,14 +57,16 @@ abstract class AccountClient {
     private readonly http: HttpClient,
     readonly account: ConvivaAccount,
     private readonly budget: RequestBudget,
+    /** Shared by every account and API (IP_BUDGET). */
+    private readonly ipBudget: Budget,
   ) {
     // Basic auth on every request (Conviva's documented scheme); the header is redacted from logs.
     this.auth = `Basic ${Buffer.from(`${account.clientId}:${account.clientSecret}`).toString('base64')}`;
   }
 
-  /** GET path (below base_url); returns the parsed JSON. */
-  protected async get(path: string, endpoint: string, query: RequestOptions['query'], signal: AbortSignal, deadline: number): Promise<unknown> {
-    const res = await this.http.json({ path, query, endpoint, headers: { authorization: this.auth }, budget: this.budget, signal, deadline });
+  /** GET path (below base_url), taking `cost` units of the account's budget and one request of the per-IP one; returns the parsed JSON. */
+  protected async get(path: string, endpoint: string, query: RequestOptions['query'], signal: AbortSignal, deadline: number, cost = 1): Promise<unknown> {
+    const res = await this.http.json({ path, query, endpoint, headers: { authorization: this.auth }, budget: [this.budget, this.ipBudget], cost, signal, deadline });
     return res.body;
   }
 }
@@ -74,7 +95,7 @@ export class ConvivaClient extends AccountClient {
         query.order = 'desc';
       }
     }
-    return this.get(path, endpoint, query, q.signal, q.deadline);
+    return this.get(path, endpoint, query, q.signal, q.deadline, filterCost(q.filter));
   }
 }
 
@@ -105,5 +126,54 @@ export class ConvivaSessionsClient extends AccountClient {
   /** GET /insights/3.0/sessions/content for the sessions that ended in [from, to); returns the parsed JSON. */
   sessions(q: { from: number; to: number; limit: number; signal: AbortSignal; deadline: number }): Promise<unknown> {
     return this.get(`${INSIGHTS_PATH}/${SESSIONS_ENDPOINT}`, SESSIONS_ENDPOINT, { start_epoch_ms: q.from, end_epoch_ms: q.to, limit: q.limit }, q.signal, q.deadline);
+  }
+}
+
+/** The `api` label of the historical APIs' requests and errors (Metrics V3 /metrics and DPI Flow /flow-data/metrics). */
+export const HISTORICAL_API = 'conviva_historical';
+export const HISTORICAL_ENDPOINT = 'metrics/custom-selection';
+export const HISTORICAL_GROUP_BY_ENDPOINT = 'metrics/custom-selection/group-by';
+export const FLOW_HISTORICAL_ENDPOINT = 'flow-data/metrics';
+export const FLOW_HISTORICAL_GROUP_BY_ENDPOINT = 'flow-data/metrics/group-by';
+
+/** A historical query: the real-time query's selection over an explicit [from, to) (at most an hour). */
+export type HistoricalQuery = Omit<RealtimeQuery, 'minutes'> & { from: number; to: number };
+
+/**
+ * Conviva's historical APIs for one account (Metrics V3 `/metrics/...` and DPI Flow
+ * `/flow-data/metrics/...`), one-minute buckets over an explicit window: Basic auth, the account's
+ * historical budget (400 a minute, shared with sessions).
+ */
+export class ConvivaHistoryClient extends AccountClient {
+  /** GET /insights/3.0/metrics/custom-selection[/group-by/{dim}] with granularity PT1M, start and end in epoch ms. */
+  metrics(q: HistoricalQuery): Promise<unknown> {
+    const query: Record<string, string | number | string[]> = {
+      metric: [...q.metrics],
+      granularity: 'PT1M',
+      start_epoch_ms: q.from,
+      end_epoch_ms: q.to,
+    };
+    if (q.filter.filterId !== undefined) query.filter_id = q.filter.filterId;
+    for (const [dim, values] of Object.entries(q.filter.dimensions ?? {})) query[dim] = values;
+    for (const [tag, values] of Object.entries(q.filter.tags ?? {})) query[`tag_${tag}`] = values;
+    let path = `${INSIGHTS_PATH}/${HISTORICAL_ENDPOINT}`;
+    let endpoint = HISTORICAL_ENDPOINT;
+    if (q.groupBy) {
+      path += `/group-by/${q.groupBy.split('/').map(encodeURIComponent).join('/')}`;
+      endpoint = HISTORICAL_GROUP_BY_ENDPOINT;
+      if (q.limit !== undefined) query.limit = q.limit;
+      if (q.sortBy) {
+        query.sort_by = q.sortBy;
+        query.order = 'desc';
+      }
+    }
+    return this.get(path, endpoint, query, q.signal, q.deadline, filterCost(q.filter));
+  }
+
+  /** GET /flow-data/metrics/{id}/{from}_to_{to}[/group-by/{dimension}]. */
+  flow(q: { modelId: string; from: number; to: number; groupBy?: string; signal: AbortSignal; deadline: number }): Promise<unknown> {
+    let path = `/${FLOW_HISTORICAL_ENDPOINT}/${encodeURIComponent(q.modelId)}/${q.from}_to_${q.to}`;
+    if (q.groupBy) path += `/group-by/${encodeURIComponent(q.groupBy)}`;
+    return this.get(path, q.groupBy ? FLOW_HISTORICAL_GROUP_BY_ENDPOINT : FLOW_HISTORICAL_ENDPOINT, undefined, q.signal, q.deadline);
   }
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { checkRunFits, duplicates, duration, name, schedule, secretPair } from '../../config/fields.js';
 import type { ResolveContext } from '../../engine/source.js';
 import { METRIC_PATHS, PATH_ALIASES } from './catalogue.js';
+import { filterCost } from './client.js';
 
 // The `sources.conviva` block. Defaults live here and nowhere else; every object is strict.
 
@@ -106,12 +107,29 @@ export const convivaConfigSchema = z.strictObject({
   retry_max_delay: duration('10s'),
   concurrency: z.number().int().min(1).max(64).default(8),
   realtime_requests_per_minute: z.number().int().min(1).default(500),
+  /** Client-side limit of every Conviva request of every account together (Conviva: 3,000 per 5 minutes per IP address). */
+  ip_requests_per_5_minutes: z.number().int().min(1).default(3000),
   accounts: z.array(account).min(1, 'needs at least one account'),
   realtime: realtime.default(() => realtime.parse({})),
   flows: flows.default(() => flows.parse({})),
   sessions: sessions.default(() => sessions.parse({})),
   /** Client-side budget per account of Conviva's historical APIs (400 a minute, shared by historical metrics and sessions). */
   historical_requests_per_minute: z.number().int().min(1).default(400),
+  /**
+   * Minutes the 15-minute real-time window no longer serves (an outage, a restart) are counted
+   * from the historical APIs (Metrics V3 keeps one-minute data 31 days, DPI Flow 7), up to
+   * requests_per_run one-hour reads per scope a run.
+   */
+  catch_up: z
+    .strictObject({ enabled: z.boolean().default(true), requests_per_run: z.number().int().min(1).max(24).default(4) })
+    .default(() => ({ enabled: true, requests_per_run: 4 })),
+  /**
+   * Once a minute is final in the historical API (delay after it ended), what the counters added
+   * for it is compared with it, for the ungrouped scopes, one read per scope every interval.
+   */
+  audit: z
+    .strictObject({ enabled: z.boolean().default(true), delay: duration('20m'), interval: duration('15m') })
+    .default(() => ({ enabled: true, delay: 20 * 60_000, interval: 15 * 60_000 })),
 });
 
 export type ConvivaRawConfig = z.output<typeof convivaConfigSchema>;
@@ -135,21 +153,58 @@ export function realtimeRequestsPerMinute(config: Pick<RealtimeConfig, 'filters'
   return config.filters.length * (1 + config.group_by.length) * Math.ceil(config.metrics.length / MAX_METRICS_PER_REQUEST);
 }
 
+/** The budget cost of a configured filter's requests (filterCost: one unit per filter key). */
+function configFilterCost(f: RealtimeConfig['filters'][number]): number {
+  return filterCost({ filterId: f.filter_id, dimensions: f.dimensions, tags: f.tags });
+}
+
+/**
+ * What the real-time collector's requests cost the account's real-time budget a minute: as
+ * realtimeRequestsPerMinute, each request counted at its filter's cost.
+ */
+export function realtimeCostPerMinute(config: Pick<RealtimeConfig, 'filters' | 'group_by' | 'metrics'>): number {
+  const costs = config.filters.reduce((n, f) => n + configFilterCost(f), 0);
+  return costs * (1 + config.group_by.length) * Math.ceil(config.metrics.length / MAX_METRICS_PER_REQUEST);
+}
+
+/** Conviva's per-IP limit is counted over this window. */
+export const IP_WINDOW_MS = 5 * 60_000;
+
 /**
  * Warns, with the arithmetic, when a minute's requests cannot fit in the account's real-time
- * budget: the real-time collector's, plus one per flow model named in `flows.include` (no
- * wildcard) and dimension. Models matched by a wildcard are counted when they are listed.
+ * budget: the real-time collector's (each at its filter's cost), plus one per flow model named in
+ * `flows.include` (no wildcard) and dimension; and when 5 minutes of those requests, all accounts
+ * together, cannot fit in ip_requests_per_5_minutes. Models matched by a wildcard are counted
+ * when they are listed.
  */
 function checkBudget(c: ConvivaRawConfig, ctx: ResolveContext): void {
   const budget = c.realtime_requests_per_minute;
-  const rt = c.realtime.enabled ? realtimeRequestsPerMinute(c.realtime) : 0;
-  const rtText = `${c.realtime.filters.length} filters × (1 + ${c.realtime.group_by.length} group_by) × ${Math.ceil(c.realtime.metrics.length / MAX_METRICS_PER_REQUEST)} metric chunks = ${rt}`;
+  const groups = `(1 + ${c.realtime.group_by.length} group_by) × ${Math.ceil(c.realtime.metrics.length / MAX_METRICS_PER_REQUEST)} metric chunks`;
+  const rtRequests = c.realtime.enabled ? realtimeRequestsPerMinute(c.realtime) : 0;
+  const rt = c.realtime.enabled ? realtimeCostPerMinute(c.realtime) : 0;
+  const costs = c.realtime.filters.map(configFilterCost);
+  const costly = c.realtime.enabled && costs.some((n) => n > 1);
   const named = c.flows.enabled ? c.flows.include.filter((p) => !/[*?]/.test(p)).length : 0;
   const flows = named * (1 + c.flows.group_by.length);
-  if (rt + flows <= budget) return;
-  const parts = [`real time: ${rtText}`];
-  if (flows > 0) parts.push(`DPI Flow: ${named} models named in include × (1 + ${c.flows.group_by.length} group_by) = up to ${flows}`);
-  ctx.warn(`${ctx.at}.realtime_requests_per_minute`, `a minute needs ${rt + flows} requests per account (${parts.join('; ')}), more than the budget of ${budget}: runs will end early with BUDGET_EXHAUSTED`);
+  const flowText = `DPI Flow: ${named} models named in include × (1 + ${c.flows.group_by.length} group_by) = up to ${flows}`;
+  if (rt + flows > budget) {
+    const rtText = costly
+      ? `${costs.length} filters costing (${costs.join(' + ')}) × ${groups} = ${rt}`
+      : `${costs.length} filters × ${groups} = ${rt}`;
+    const parts = c.realtime.enabled ? [`real time: ${rtText}`] : [];
+    if (flows > 0) parts.push(flowText);
+    const counting = costly ? ', counting a request with n filter keys as n' : '';
+    ctx.warn(`${ctx.at}.realtime_requests_per_minute`, `a minute needs ${rt + flows} requests per account${counting} (${parts.join('; ')}), more than the budget of ${budget}: runs will end early with BUDGET_EXHAUSTED`);
+  }
+  // The per-IP limit counts requests, whatever their filters, of every account together.
+  const ipMinutes = IP_WINDOW_MS / 60_000;
+  const perAccount = rtRequests + flows;
+  const ip = ipMinutes * perAccount * c.accounts.length;
+  if (ip > c.ip_requests_per_5_minutes) {
+    const parts = c.realtime.enabled ? [`real time: ${costs.length} filters × ${groups} = ${rtRequests}`] : [];
+    if (flows > 0) parts.push(flowText);
+    ctx.warn(`${ctx.at}.ip_requests_per_5_minutes`, `5 minutes need ${ip} requests from this IP address (${ipMinutes} minutes × ${perAccount} requests × ${c.accounts.length} accounts; a minute per account: ${parts.join('; ')}), more than the limit of ${c.ip_requests_per_5_minutes}: runs will end early with BUDGET_EXHAUSTED`);
+  }
 }
 
 /** Reads the account secrets (inline or *_file) and checks names are unique. */
@@ -169,6 +224,8 @@ export function resolveConvivaConfig(c: ConvivaRawConfig, ctx: ResolveContext): 
     const rw = c[block].revise_window;
     if (rw < 60_000 || rw > 15 * 60_000 || rw % 60_000 !== 0) ctx.problem(`${ctx.at}.${block}.revise_window`, 'must be whole minutes from 1m to 15m (the real-time window reaches 15 minutes back)');
   }
+  if (c.audit.delay < 15 * 60_000) ctx.problem(`${ctx.at}.audit.delay`, 'must be at least 15m (the historical API is not final for the newest minutes)');
+  if (c.audit.interval < 60_000 || c.audit.interval > 60 * 60_000) ctx.problem(`${ctx.at}.audit.interval`, 'must be from 1m to 1h (one read covers at most an hour)');
   checkBudget(c, ctx);
   return { ...c, ca_file: c.ca_file === undefined ? undefined : ctx.path(c.ca_file), accounts };
 }

@@ -28,6 +28,11 @@ export interface ConvivaSimOptions {
   dimensions: DimensionSpec[];
   /** A quarter of the real-time minutes are revised after they settled (default true). */
   lateRevisions?: boolean;
+  /**
+   * Per account name, metrics (kebab paths) it cannot read in real time: a real-time request asking
+   * for one answers 400 naming it; historical requests are unaffected. None by default.
+   */
+  realtimeUnavailable?: Record<string, readonly string[]>;
 }
 
 class BadRequest extends Error {}
@@ -86,10 +91,19 @@ export class ConvivaFake implements Fake {
   /** The sample sessions; the same seed and clock. */
   readonly sessions: SessionsFake;
   private readonly weightCache = new Map<string, Map<string, number>>();
+  /** account name -> response keys it cannot read in real time */
+  private readonly unavailable = new Map<string, Set<keyof MinuteValues>>();
 
   constructor(private readonly o: ConvivaSimOptions) {
     this.flows = new FlowFake({ seed: o.seed, clock: o.clock, accounts: o.accounts });
     this.sessions = new SessionsFake({ seed: o.seed, clock: o.clock });
+    for (const [account, metrics] of Object.entries(o.realtimeUnavailable ?? {})) this.setRealtimeUnavailable(account, metrics);
+  }
+
+  /** Replaces the metrics (kebab paths) an account cannot read in real time; [] gives them all back. */
+  setRealtimeUnavailable(account: string, metrics: readonly string[]): void {
+    if (metrics.length === 0) this.unavailable.delete(account);
+    else this.unavailable.set(account, new Set(metrics.map(metricKey)));
   }
 
   static create(opts: FakeOptions): ConvivaFake {
@@ -106,9 +120,32 @@ export class ConvivaFake implements Fake {
     });
   }
 
-  /** The flow-model admin routes (/_admin/conviva/flow-models). */
+  /** The admin routes: flow models (/_admin/conviva/flow-models) and real-time access (/_admin/conviva/realtime-unavailable). */
   admin(router: Router): void {
     this.flows.admin(router);
+    const list = () => Object.fromEntries([...this.unavailable].map(([a, keys]) => [a, [...keys].map((k) => k.replace(/_/g, '-'))]));
+    router.get('/conviva/realtime-unavailable', (_req, res) => {
+      res.json(list());
+    });
+    // Body: { "<account>": ["video-restart-time", ...] }; an account given [] can read everything again.
+    router.put('/conviva/realtime-unavailable', (req, res) => {
+      const body: unknown = req.body;
+      try {
+        if (!body || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('expected an object: account -> metric names');
+        const entries = Object.entries(body as Record<string, unknown>);
+        for (const [account, metrics] of entries) {
+          // Every name is checked before any is applied.
+          if (!Array.isArray(metrics) || !metrics.every((m) => typeof m === 'string')) throw new BadRequest(`${account}: expected a list of metric names`);
+          metrics.forEach(metricKey);
+        }
+        for (const [account, metrics] of entries) this.setRealtimeUnavailable(account, metrics as string[]);
+      } catch (e) {
+        if (!(e instanceof BadRequest)) throw e;
+        res.status(400).json({ message: e.message });
+        return;
+      }
+      res.json(list());
+    });
   }
 
   /** Authenticates a request; undefined when the credentials are wrong. */
@@ -212,6 +249,12 @@ export class ConvivaFake implements Fake {
       if (ms.length > 12) throw new BadRequest('custom-selection accepts at most 12 metrics');
       keys = ms.map(metricKey);
     } else keys = [metricKey(what)];
+    if (kind === 'real-time-metrics') {
+      const denied = this.unavailable.get(account.name);
+      const asked = what === 'custom-selection' ? q.getAll('metric') : [what];
+      const refused = asked.find((m) => denied?.has(metricKey(m)));
+      if (refused !== undefined) throw new BadRequest(`metric ${refused} is not available in real time for this account`);
+    }
     let group: DimensionSpec | undefined;
     if (parts.length > 2) {
       if (parts[2] !== 'group-by' || parts.length < 4) throw new NotFound(`no such path ${path}`);

@@ -4,10 +4,11 @@ import type { Collector, RunContext, RunOutcome } from '../../engine/collector.j
 import { SettledLedger, type LedgerWindow } from '../../engine/ledger.js';
 import type { EngineMetrics } from '../../engine/self-metrics.js';
 import { FLOW_METRICS, FLOW_MODEL_INFO } from './catalogue.js';
-import { FLOW_API, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT, FLOW_MODELS_ENDPOINT, type ConvivaFlowClient } from './client.js';
+import { FLOW_API, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT, FLOW_HISTORICAL_ENDPOINT, FLOW_HISTORICAL_GROUP_BY_ENDPOINT, FLOW_MODELS_ENDPOINT, HISTORICAL_API, type ConvivaFlowClient, type ConvivaHistoryClient } from './client.js';
 import type { FlowsConfig } from './config.js';
+import { addTotals, historyStep, type HistoryConfig, type HistoryMetrics, type HistoryResult, type HistoryTotals } from './history.js';
 import { aheadReporter, applyScope, keyedGauges, mergeBuckets, reduceScope, skipLogger, type ScopeResult } from './minutes.js';
-import { parseFlowModels, parseTimeSeries, type FlowModelInfo } from './schema.js';
+import { parseFlowModels, parseTimeSeries, type Bucket, type FlowModelInfo } from './schema.js';
 
 // Conviva DPI Flow: the flow models of each account (listed at start and on their own schedule),
 // and every minute each model's real-time metrics, as gauges of the newest settled minute and
@@ -19,6 +20,8 @@ export const FLOW_COLLECTOR = 'conviva_flow';
 const MINUTE = 60_000;
 /** DPI Flow real-time data reaches 15 minutes back. */
 const WINDOW_MINUTES = 15;
+/** DPI Flow historical data covers the last 7 days. */
+const HISTORY_MS = 7 * 24 * 3_600_000;
 const TOTAL = 'total';
 
 /** The part of a ConvivaFlowClient the collectors use. */
@@ -31,6 +34,8 @@ export interface FlowDeps {
   bucketsMissed: Counter<'collector'>;
   /** Requests a minute the account's real-time budget allows, and how many the real-time collector takes of it. */
   budget: { perMinute: number; realtimePerMinute: number };
+  /** The historical API per account (catch-up and audit); without it, minutes the real-time window let go are lost. */
+  history?: { clients: ReadonlyArray<Pick<ConvivaHistoryClient, 'account' | 'flow'>>; config: HistoryConfig; metrics: HistoryMetrics };
 }
 
 /** `*` and `?` wildcards, the rest literal, whole string. */
@@ -141,7 +146,9 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
   const counterSpecs = FLOW_METRICS.filter((s) => s.counter !== undefined);
   const counterFamilies = counterSpecs.map((s) => s.counter!);
   const gaugeSpecs = keyedGauges(FLOW_METRICS);
-  const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay, reviseBuckets: config.revise_window / MINUTE }, counterFamilies);
+  const history = deps.history && historyStep({ collector: FLOW_COLLECTOR, config: deps.history.config, horizonMs: HISTORY_MS, counterSpecs, counterFamilies, metrics: deps.history.metrics });
+  const historyClients = new Map(deps.history?.clients.map((c) => [c.account.name, c]));
+  const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay, reviseBuckets: config.revise_window / MINUTE, backfill: deps.history?.config.catch_up.enabled }, counterFamilies);
   for (const f of counterFamilies) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: f.name }, 0);
   const reportAhead = aheadReporter(ledger, engine.watermarkAhead, FLOW_COLLECTOR);
 
@@ -154,6 +161,8 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
     for (const client of deps.clients) {
       for (const model of catalog.of(client.account.name)) {
         out.push({ key: scopeKey(client, model.id, undefined), client, model });
+        // The audit samples the ungrouped scope of each model.
+        ledger.scope(out[out.length - 1]!.key).audited = deps.history?.config.audit.enabled === true;
         for (const d of config.group_by) if (model.dimensions.includes(d)) out.push({ key: scopeKey(client, model.id, d), client, model, dimension: d });
       }
     }
@@ -169,12 +178,32 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
       engine.parseErrors.inc({ api: FLOW_API, endpoint });
       onSkip(what);
     }, FLOW_API);
-    // Only the metrics the model lists are read: the others are not absent data, they do not exist.
+    const merged = mergeBuckets([listedOnly(scope, parsed)]);
+    return reduceScope(merged, ls.settle(merged.keys(), w), (value) => labelsOf(scope, value), counterSpecs, gaugeSpecs);
+  }
+
+  const labelsOf = (scope: Scope, value: string | undefined) => [scope.client.account.name, scope.model.id, scope.model.label, scope.dimension ?? TOTAL, value ?? TOTAL];
+
+  /** Only the metrics the model lists are read: the others are not absent data, they do not exist. */
+  function listedOnly(scope: Scope, parsed: Bucket[]): Bucket[] {
     const listed = new Set(scope.model.metrics);
     for (const b of parsed) for (const r of b.rows) r.metrics = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => listed.has(k)));
-    const merged = mergeBuckets([parsed]);
-    const labelsOf = (value: string | undefined) => [scope.client.account.name, scope.model.id, scope.model.label, scope.dimension ?? TOTAL, value ?? TOTAL];
-    return reduceScope(merged, ls.settle(merged.keys(), w), labelsOf, counterSpecs, gaugeSpecs);
+    return parsed;
+  }
+
+  /** The scope's holes and audit batch from the historical API (never throws: an error is in the result). */
+  async function readHistory(scope: Scope, w: LedgerWindow, ctx: RunContext, onSkip: (what: string) => void): Promise<HistoryResult | undefined> {
+    const client = historyClients.get(scope.client.account.name);
+    if (!history || !client) return undefined;
+    const endpoint = scope.dimension ? FLOW_HISTORICAL_GROUP_BY_ENDPOINT : FLOW_HISTORICAL_ENDPOINT;
+    return history.read(ledger.scope(scope.key), w, ctx, async (from, to) => {
+      const body = await client.flow({ modelId: scope.model.id, from, to, groupBy: scope.dimension, signal: ctx.signal, deadline: ctx.deadline });
+      const parsed = parseTimeSeries(body, endpoint, scope.dimension !== undefined, (what) => {
+        engine.parseErrors.inc({ api: HISTORICAL_API, endpoint });
+        onSkip(what);
+      }, HISTORICAL_API);
+      return mergeBuckets([listedOnly(scope, parsed)]);
+    });
   }
 
   const discovery: Collector = {
@@ -221,7 +250,10 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
       const w = ledger.window(ctx.now);
       reportAhead(w, ctx);
       const onSkip = skipLogger(ctx);
-      const outcomes = await Promise.allSettled(current.map((sc) => fetchScope(sc, w, ctx, onSkip)));
+      const [outcomes, histories] = await Promise.all([
+        Promise.allSettled(current.map((sc) => fetchScope(sc, w, ctx, onSkip))),
+        Promise.all(current.map((sc) => readHistory(sc, w, ctx, onSkip))),
+      ]);
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const errors = [...listErrors, ...outcomes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))];
       if (current.length > 0 && outcomes.every((r) => r.status === 'rejected')) throw errors[listErrors.length];
@@ -238,6 +270,16 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
         missed = Math.max(missed, result.settlement.missed);
         for (const [family, d] of applyScope(ledger.scope(sc.key), result, counterFamilies, gaugeSpecs, ctx, w)) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: family.name }, d);
       });
+      // The historical reads of every scope, whether or not its real-time read succeeded.
+      if (history) {
+        const totals: HistoryTotals = { recovered: 0, lost: 0, audited: 0, owed: 0 };
+        current.forEach((sc, i) => {
+          const r = history.apply(ledger.scope(sc.key), histories[i], (value) => labelsOf(sc, value), ctx);
+          addTotals(totals, r);
+          bad += r.bad;
+        });
+        history.report(ctx, totals, histories);
+      }
       ledger.emit(ctx.samples, ctx.guard, ctx.now);
       if (bad > 0) {
         engine.parseErrors.inc({ api: FLOW_API, endpoint: FLOW_ENDPOINT }, bad);

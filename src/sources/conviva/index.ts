@@ -1,12 +1,12 @@
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { defineSource } from '../../engine/source.js';
 import { SELF_PREFIX } from '../../engine/self-metrics.js';
 import type { Collector } from '../../engine/collector.js';
 import { flowFamilies, realtimeFamilies, sessionFamilies } from './catalogue.js';
 import {
-  ConvivaClient, ConvivaFlowClient, ConvivaSessionsClient, FLOW_API, HISTORICAL_BUDGET, SESSIONS_API, SESSIONS_ENDPOINT, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT, FLOW_MODELS_ENDPOINT, REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT,
+  ConvivaClient, ConvivaHistoryClient, FLOW_HISTORICAL_ENDPOINT, FLOW_HISTORICAL_GROUP_BY_ENDPOINT, HISTORICAL_API, HISTORICAL_ENDPOINT, HISTORICAL_GROUP_BY_ENDPOINT, ConvivaFlowClient, ConvivaSessionsClient, FLOW_API, HISTORICAL_BUDGET, SESSIONS_API, SESSIONS_ENDPOINT, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT, FLOW_MODELS_ENDPOINT, IP_BUDGET, IP_BUDGET_ACCOUNT, REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT,
 } from './client.js';
-import { convivaConfigSchema, realtimeRequestsPerMinute, resolveConvivaConfig, type ConvivaConfig, type ConvivaRawConfig } from './config.js';
+import { convivaConfigSchema, IP_WINDOW_MS, realtimeCostPerMinute, resolveConvivaConfig, type ConvivaConfig, type ConvivaRawConfig } from './config.js';
 import { ConvivaFake } from './fake.js';
 import { createFlowCollectors, FLOW_COLLECTOR } from './flow.js';
 import { createRealtimeCollector, REALTIME_COLLECTOR } from './realtime.js';
@@ -33,6 +33,24 @@ function convivaSelfMetrics(registry: Registry) {
       labelNames: ['account'],
       registers: [registry],
     }),
+    bucketsRecovered: new Counter({
+      name: `${SELF_PREFIX}buckets_recovered_total`,
+      help: 'One-minute buckets the 15-minute real-time window no longer served (an outage, a restart) that were counted from the historical API instead (catch_up).',
+      labelNames: ['collector'],
+      registers: [registry],
+    }),
+    bucketsOwed: new Gauge({
+      name: `${SELF_PREFIX}buckets_owed`,
+      help: 'One-minute buckets the counters still owe, waiting for the historical API (catch_up), for the scope that owes the most: the counters are short by these minutes until then.',
+      labelNames: ['collector'],
+      registers: [registry],
+    }),
+    metricUnavailable: new Gauge({
+      name: `${SELF_PREFIX}metric_unavailable`,
+      help: 'Conviva metrics an account cannot read in real time (a 400 naming the metric): 1 while the collector leaves the metric out of that account\'s requests.',
+      labelNames: ['collector', 'account', 'metric'],
+      registers: [registry],
+    }),
     /** The label values the current pipeline declared, so a reload can withdraw the others' series. */
     declared: { collectors: new Set<string>(), sessionAccounts: new Set<string>() },
   };
@@ -45,7 +63,12 @@ type ConvivaSelf = ReturnType<typeof convivaSelfMetrics>;
  * accounts a reload took away; series still declared keep their values.
  */
 function declareSelf(self: ConvivaSelf, collectors: string[], sessionAccounts: string[]): void {
-  for (const c of self.declared.collectors) if (!collectors.includes(c)) self.bucketsMissed.remove({ collector: c });
+  // A new pipeline's collectors know of no unavailable metric yet: they try each once more.
+  self.metricUnavailable.reset();
+  for (const c of self.declared.collectors) {
+    if (collectors.includes(c)) continue;
+    for (const m of [self.bucketsMissed, self.bucketsRecovered, self.bucketsOwed]) m.remove({ collector: c });
+  }
   for (const a of self.declared.sessionAccounts) {
     if (sessionAccounts.includes(a)) continue;
     self.sessionsTruncated.remove({ account: a });
@@ -82,27 +105,53 @@ export const conviva = defineSource<ConvivaRawConfig, ConvivaConfig, ConvivaSelf
     });
     // Metrics V3 real time and DPI Flow real time spend one budget per account.
     const budget = (account: string) => services.budget(REALTIME_API, account, config.realtime_requests_per_minute);
+    // Every request of every account and API also takes one from the per-IP limit.
+    const ipBudget = services.windowBudget(IP_BUDGET, IP_BUDGET_ACCOUNT, config.ip_requests_per_5_minutes, IP_WINDOW_MS);
     const collectors: Collector[] = [];
+    // The historical APIs (Metrics V3 and DPI Flow) spend the account's historical budget, shared with sessions.
+    const historical = (account: string) => services.budget(HISTORICAL_BUDGET, account, config.historical_requests_per_minute);
+    let historyClients: ConvivaHistoryClient[] | undefined;
+    const history = () => {
+      if (!config.catch_up.enabled && !config.audit.enabled) return undefined;
+      if (!historyClients) {
+        const http = services.httpClient(settings(HISTORICAL_API));
+        http.declareEndpoints([
+          ...(config.realtime.enabled ? [HISTORICAL_ENDPOINT, HISTORICAL_GROUP_BY_ENDPOINT] : []),
+          ...(config.flows.enabled ? [FLOW_HISTORICAL_ENDPOINT, FLOW_HISTORICAL_GROUP_BY_ENDPOINT] : []),
+        ]);
+        historyClients = config.accounts.map((a) => new ConvivaHistoryClient(http, a, historical(a.name), ipBudget));
+      }
+      const { engine } = services;
+      return {
+        clients: historyClients,
+        config: { catch_up: config.catch_up, audit: config.audit },
+        metrics: {
+          bucketsRecovered: self.bucketsRecovered, bucketsMissed: self.bucketsMissed, bucketsOwed: self.bucketsOwed,
+          auditCounted: engine.auditCounted, auditReference: engine.auditReference, auditDivergence: engine.auditDivergence, auditMinutes: engine.auditMinutes,
+        },
+      };
+    };
     if (config.realtime.enabled) {
       const http = services.httpClient(settings(REALTIME_API));
       http.declareEndpoints([REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT]);
-      const clients = config.accounts.map((a) => new ConvivaClient(http, a, budget(a.name)));
-      collectors.push(createRealtimeCollector({ clients, config: config.realtime, engine: services.engine, bucketsMissed: self.bucketsMissed }));
+      const clients = config.accounts.map((a) => new ConvivaClient(http, a, budget(a.name), ipBudget));
+      collectors.push(createRealtimeCollector({ clients, config: config.realtime, engine: services.engine, bucketsMissed: self.bucketsMissed, metricUnavailable: self.metricUnavailable, history: history() }));
     }
     if (config.flows.enabled) {
       const http = services.httpClient(settings(FLOW_API));
       http.declareEndpoints([FLOW_MODELS_ENDPOINT, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT]);
-      const clients = config.accounts.map((a) => new ConvivaFlowClient(http, a, budget(a.name)));
+      const clients = config.accounts.map((a) => new ConvivaFlowClient(http, a, budget(a.name), ipBudget));
       collectors.push(...createFlowCollectors({
         clients, config: config.flows, engine: services.engine, bucketsMissed: self.bucketsMissed,
-        budget: { perMinute: config.realtime_requests_per_minute, realtimePerMinute: config.realtime.enabled ? realtimeRequestsPerMinute(config.realtime) : 0 },
+        budget: { perMinute: config.realtime_requests_per_minute, realtimePerMinute: config.realtime.enabled ? realtimeCostPerMinute(config.realtime) : 0 },
+        history: history(),
       }));
     }
     if (config.sessions.enabled) {
       const http = services.httpClient(settings(SESSIONS_API));
       http.declareEndpoints([SESSIONS_ENDPOINT]);
       // Sessions spend the historical budget (400 a minute, shared with historical metrics).
-      const clients = config.accounts.map((a) => new ConvivaSessionsClient(http, a, services.budget(HISTORICAL_BUDGET, a.name, config.historical_requests_per_minute)));
+      const clients = config.accounts.map((a) => new ConvivaSessionsClient(http, a, historical(a.name), ipBudget));
       collectors.push(createSessionsCollector({ clients, config: config.sessions, engine: services.engine, truncated: self.sessionsTruncated, unread: self.sessionsUnread }));
     }
     declareSelf(

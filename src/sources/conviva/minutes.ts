@@ -90,7 +90,7 @@ export function applyScope(ls: LedgerScope, result: ScopeResult, counterFamilies
       if (d > 0) down.set(family, (down.get(family) ?? 0) + d);
     });
   }
-  ls.commit(result.settlement.fresh, w);
+  ls.commit(result.settlement.fresh, w, result.settlement.gap);
   for (const row of result.gauges) {
     const key = labelKey(row.labels);
     row.values.forEach((v, j) => {

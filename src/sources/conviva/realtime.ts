@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { Counter } from 'prom-client';
+import type { Counter, Gauge } from 'prom-client';
 import type { Collector, RunContext, RunOutcome } from '../../engine/collector.js';
 import { SettledLedger, type LedgerWindow } from '../../engine/ledger.js';
+import { UpstreamError } from '../../http/errors.js';
 import type { EngineMetrics } from '../../engine/self-metrics.js';
 import { metricSpec, type MetricSpec } from './catalogue.js';
-import { REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT, type ConvivaClient } from './client.js';
+import { HISTORICAL_API, HISTORICAL_ENDPOINT, HISTORICAL_GROUP_BY_ENDPOINT, REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT, type ConvivaClient, type ConvivaHistoryClient } from './client.js';
+import { addTotals, historyStep, type HistoryConfig, type HistoryMetrics, type HistoryResult, type HistoryTotals } from './history.js';
 import { MAX_METRICS_PER_REQUEST, type RealtimeConfig } from './config.js';
 import { aheadReporter, applyScope, keyedGauges, mergeBuckets, reduceScope, skipLogger, type ScopeResult } from './minutes.js';
 import { parseTimeSeries, type Bucket } from './schema.js';
@@ -17,6 +19,8 @@ type FilterConfig = RealtimeConfig['filters'][number];
 const MINUTE = 60_000;
 /** Conviva's real-time window reaches 15 minutes back; older buckets can no longer be read. */
 const WINDOW_MINUTES = 15;
+/** Metrics V3 serves one-minute buckets for the last 31 days. */
+const HISTORY_MS = 31 * 24 * 3_600_000;
 /** Label values of the ungrouped total. */
 export const TOTAL = 'total';
 export const REALTIME_COLLECTOR = 'conviva_realtime';
@@ -38,6 +42,22 @@ export interface RealtimeDeps {
   config: RealtimeConfig;
   engine: Pick<EngineMetrics, 'parseErrors' | 'watermarkAhead' | 'revisedDown'>;
   bucketsMissed: Counter<'collector'>;
+  /** 1 per (account, metric) the collector leaves out: the account cannot read it in real time. */
+  metricUnavailable?: Gauge<'collector' | 'account' | 'metric'>;
+  /** The historical API per account (catch-up and audit); without it, minutes the real-time window let go are lost. */
+  history?: { clients: ReadonlyArray<Pick<ConvivaHistoryClient, 'account' | 'metrics'>>; config: HistoryConfig; metrics: HistoryMetrics };
+}
+
+/**
+ * The requested metrics a 400's body names, kebab (`video-restart-time`) or snake
+ * (`video_restart_time`): Conviva refuses a metric the account cannot read in real time so.
+ */
+function refusedMetrics(err: unknown, asked: readonly string[]): string[] {
+  if (!(err instanceof UpstreamError) || err.code !== 'UPSTREAM_STATUS' || err.status !== 400 || !err.detail) return [];
+  const text = err.detail;
+  // Whole names only: `plays` is not named by `concurrent-plays`.
+  const names = (m: string) => new RegExp(`(?<![\\w-])(?:${m}|${m.replace(/-/g, '_')})(?![\\w-])`).test(text);
+  return asked.filter(names);
 }
 
 function endpointOf(scope: Scope): string {
@@ -66,7 +86,9 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
   for (let i = 0; i < paths.length; i += MAX_METRICS_PER_REQUEST) chunks.push(paths.slice(i, i + MAX_METRICS_PER_REQUEST));
   // Conviva ranks group-by rows by a metric the same request asks for: attempts when the chunk has it.
   const sortByOf = (chunk: readonly string[]) => (chunk.includes('attempts') ? 'attempts' : chunk[0]);
-  const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay, reviseBuckets: config.revise_window / MINUTE }, counterFamilies);
+  const ledger = new SettledLedger({ bucketMs: MINUTE, reach: WINDOW_MINUTES, settleMs: config.settle_delay, reviseBuckets: config.revise_window / MINUTE, backfill: deps.history?.config.catch_up.enabled }, counterFamilies);
+  const history = deps.history && historyStep({ collector: REALTIME_COLLECTOR, config: deps.history.config, horizonMs: HISTORY_MS, counterSpecs, counterFamilies, metrics: deps.history.metrics });
+  const historyClients = new Map(deps.history?.clients.map((c) => [c.account.name, c]));
   for (const f of counterFamilies) engine.revisedDown.inc({ collector: REALTIME_COLLECTOR, family: f.name }, 0);
   const scopes: Scope[] = [];
   const legacyKeys = new Map<string, string>();
@@ -84,9 +106,75 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
       for (const g of config.group_by) scopes.push({ key: key(g), client, filter, groupBy: g, dimension: dimensionLabel(g) });
     }
   }
-  for (const sc of scopes) ledger.scope(sc.key);
+  // The audit samples the ungrouped total of each account and filter.
+  for (const sc of scopes) ledger.scope(sc.key).audited = deps.history?.config.audit.enabled === true && sc.groupBy === undefined;
   const reportAhead = aheadReporter(ledger, engine.watermarkAhead, REALTIME_COLLECTOR);
   const labelsOf = (scope: Scope, value: string | undefined) => [scope.client.account.name, scope.filter.name, scope.dimension, value ?? TOTAL];
+  // Per account, the metrics it cannot read in real time, left out of its requests for the life of
+  // this collector: a reload (a new collector) tries each once more.
+  const unavailable = new Map<string, Set<string>>();
+
+  /** What a request of `scope` for `metrics` selects (real time and historical alike). */
+  function selection(scope: Scope, metrics: string[], ctx: RunContext) {
+    return {
+      metrics,
+      groupBy: scope.groupBy,
+      filter: { filterId: scope.filter.filter_id, dimensions: scope.filter.dimensions, tags: scope.filter.tags },
+      limit: scope.groupBy ? config.group_limit : undefined,
+      sortBy: scope.groupBy ? sortByOf(metrics) : undefined,
+      signal: ctx.signal,
+      deadline: ctx.deadline,
+    };
+  }
+
+  /**
+   * The scope's holes and audit batch from the historical API, with the same selection as its
+   * real-time requests (the account's unavailable metrics left out too). Never throws.
+   */
+  async function readHistory(scope: Scope, w: LedgerWindow, ctx: RunContext, onSkip: (what: string) => void): Promise<HistoryResult | undefined> {
+    const client = historyClients.get(scope.client.account.name);
+    if (!history || !client) return undefined;
+    const endpoint = scope.groupBy ? HISTORICAL_GROUP_BY_ENDPOINT : HISTORICAL_ENDPOINT;
+    return history.read(ledger.scope(scope.key), w, ctx, async (from, to) => {
+      const dropped = unavailable.get(scope.client.account.name);
+      const answers = await Promise.all(
+        chunks.map((chunk) => chunk.filter((m) => !dropped?.has(m))).filter((m) => m.length > 0).map(async (metrics) => {
+          const body = await client.metrics({ ...selection(scope, metrics, ctx), from, to });
+          return parseTimeSeries(body, endpoint, scope.groupBy !== undefined, (what) => {
+            engine.parseErrors.inc({ api: HISTORICAL_API, endpoint });
+            onSkip(what);
+          }, HISTORICAL_API);
+        }),
+      );
+      return mergeBuckets(answers);
+    });
+  }
+
+  /** One chunk's answer, leaving out the account's unavailable metrics; undefined when none is left. */
+  async function fetchChunk(scope: Scope, chunk: readonly string[], minutes: number, ctx: RunContext): Promise<unknown> {
+    const account = scope.client.account.name;
+    // Each retry follows a 400 naming a metric of the request, which is then left out: at most one per metric.
+    for (;;) {
+      const dropped = unavailable.get(account);
+      const metrics = chunk.filter((m) => !dropped?.has(m));
+      if (metrics.length === 0) return undefined;
+      try {
+        return await scope.client.realtime({ ...selection(scope, metrics, ctx), minutes });
+      } catch (err) {
+        const refused = refusedMetrics(err, metrics);
+        if (refused.length === 0) throw err;
+        const set = unavailable.get(account) ?? new Set<string>();
+        unavailable.set(account, set);
+        for (const metric of refused) {
+          // Scopes of the account fetch at once: the first to learn of it warns.
+          if (set.has(metric)) continue;
+          set.add(metric);
+          deps.metricUnavailable?.set({ collector: REALTIME_COLLECTOR, account, metric }, 1);
+          ctx.log.warn({ account, metric, status: 400, detail: (err as UpstreamError).detail }, 'metric not available in real time for this account: left out of its requests');
+        }
+      }
+    }
+  }
 
   /**
    * Fetches every chunk of one scope (all or nothing) and reduces the answer at once to the numbers
@@ -100,16 +188,8 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
     const endpoint = endpointOf(scope);
     const parts = await Promise.allSettled(
       chunks.map(async (chunk) => {
-        const body = await scope.client.realtime({
-          metrics: chunk,
-          groupBy: scope.groupBy,
-          minutes: buckets,
-          filter: { filterId: scope.filter.filter_id, dimensions: scope.filter.dimensions, tags: scope.filter.tags },
-          limit: scope.groupBy ? config.group_limit : undefined,
-          sortBy: scope.groupBy ? sortByOf(chunk) : undefined,
-          signal: ctx.signal,
-          deadline: ctx.deadline,
-        });
+        const body = await fetchChunk(scope, chunk, buckets, ctx);
+        if (body === undefined) return [];
         return parseTimeSeries(body, endpoint, scope.groupBy !== undefined, (what) => {
           engine.parseErrors.inc({ api: REALTIME_API, endpoint });
           onSkip(what);
@@ -141,7 +221,10 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
       const onSkip = skipLogger(ctx);
       // Fetch. Scopes are independent: one that fails (a 413 on a wide dimension, a revoked
       // account) is left as it was, and the others go on. Within a scope it is all or nothing.
-      const outcomes = await Promise.allSettled(scopes.map((scope) => fetchScope(scope, w, ctx, onSkip)));
+      const [outcomes, histories] = await Promise.all([
+        Promise.allSettled(scopes.map((scope) => fetchScope(scope, w, ctx, onSkip))),
+        Promise.all(scopes.map((scope) => readHistory(scope, w, ctx, onSkip))),
+      ]);
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const errors = outcomes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
       if (errors.length === outcomes.length) throw errors[0];
@@ -163,6 +246,16 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         missed = Math.max(missed, settlement.missed);
         for (const [family, d] of applyScope(ledger.scope(scope.key), result.value, counterFamilies, gaugeSpecs, ctx, w)) engine.revisedDown.inc({ collector: REALTIME_COLLECTOR, family: family.name }, d);
       });
+      // The historical reads of every scope, whether or not its real-time read succeeded.
+      if (history) {
+        const totals: HistoryTotals = { recovered: 0, lost: 0, audited: 0, owed: 0 };
+        scopes.forEach((scope, i) => {
+          const r = history.apply(ledger.scope(scope.key), histories[i], (value) => labelsOf(scope, value), ctx);
+          addTotals(totals, r);
+          if (r.bad > 0) badValues.set(HISTORICAL_ENDPOINT, (badValues.get(HISTORICAL_ENDPOINT) ?? 0) + r.bad);
+        });
+        history.report(ctx, totals, histories);
+      }
       // Emit: counters are served every run, whether or not their label set had data this minute.
       ledger.emit(ctx.samples, ctx.guard, ctx.now);
       let badTotal = 0;

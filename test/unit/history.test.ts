@@ -1,0 +1,194 @@
+import pino from 'pino';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { RunContext } from '../../src/engine/collector.js';
+import { defineFamily } from '../../src/engine/family.js';
+import { CardinalityGuard } from '../../src/engine/guard.js';
+import { SettledLedger } from '../../src/engine/ledger.js';
+import { SampleSet } from '../../src/engine/samples.js';
+import type { MetricSpec } from '../../src/sources/conviva/catalogue.js';
+import { historyStep, type HistoryConfig } from '../../src/sources/conviva/history.js';
+import type { MergedBuckets } from '../../src/sources/conviva/minutes.js';
+
+const M = 60_000;
+const fam = defineFamily({ name: 'x_events_total', help: 'h', type: 'counter', unit: 'count', source: 't', labelNames: ['k'] });
+const T = Date.UTC(2026, 10, 23, 20, 0, 30);
+const opts = { bucketMs: M, reach: 15, settleMs: 60_000, backfill: true, reviseBuckets: 3 };
+const guard = new CardinalityGuard(() => 100, 3_600_000, () => {});
+/** The upstream's value of minute ts: a function of ts, so any read of it agrees. */
+const valueOf = (ts: number) => Math.floor(ts / M) % 97;
+
+function emitted(ledger: SettledLedger): number {
+  const set = new SampleSet();
+  ledger.emit(set, guard, T);
+  return set.families.get(fam)?.[0]?.value ?? 0;
+}
+
+function metrics() {
+  const registers = [new Registry()];
+  return {
+    bucketsRecovered: new Counter({ name: 'recovered', help: 'h', labelNames: ['collector'], registers }),
+    bucketsMissed: new Counter({ name: 'missed', help: 'h', labelNames: ['collector'], registers }),
+    bucketsOwed: new Gauge({ name: 'owed', help: 'h', labelNames: ['collector'], registers }),
+    auditCounted: new Counter({ name: 'counted', help: 'h', labelNames: ['collector', 'family'], registers }),
+    auditReference: new Counter({ name: 'reference', help: 'h', labelNames: ['collector', 'family'], registers }),
+    auditDivergence: new Gauge({ name: 'divergence', help: 'h', labelNames: ['collector', 'family'], registers }),
+    auditMinutes: new Counter({ name: 'minutes', help: 'h', labelNames: ['collector'], registers }),
+  };
+}
+const get = async (m: Counter | Gauge, labels: Record<string, string>) => (await m.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
+
+const spec = { key: 'events', path: 'events', gauges: [], counter: fam } as unknown as MetricSpec;
+const ctxAt = (now: number) => ({ now, guard, log: pino({ level: 'silent' }), signal: new AbortController().signal, deadline: now + 50_000 }) as unknown as RunContext;
+const config: HistoryConfig = { catch_up: { enabled: true, requests_per_run: 2 }, audit: { enabled: true, delay: 20 * M, interval: 15 * M } };
+/** A historical read of [from, to): the upstream's value per minute, one row. */
+const history = (reads: Array<[number, number]>, scale = 1) => async (from: number, to: number): Promise<MergedBuckets> => {
+  reads.push([from, to]);
+  const out: MergedBuckets = new Map();
+  for (let ts = from; ts < to; ts += M) out.set(ts, new Map([[undefined, { events: { count: Math.round(valueOf(ts) * scale) } }]]));
+  return out;
+};
+
+/** One real-time run: settles the served minutes of the window and counts them (the collector's apply step). */
+function realtimeRun(ledger: SettledLedger, now: number, upstream = valueOf) {
+  const sc = ledger.scope('s');
+  const w = ledger.window(now);
+  const { from } = sc.plan(w);
+  const received: number[] = [];
+  for (let ts = Math.max(from, w.oldestReadable); ts <= w.current; ts += M) received.push(ts);
+  const st = sc.settle(received, w);
+  for (const ts of [...st.revisable, ...st.fresh]) sc.count(ts, ['a'], fam, upstream(ts), guard, now);
+  sc.commit(st.fresh, w, st.gap);
+  return st;
+}
+
+describe('ledger holes and the history step', () => {
+  it('keeps the minutes an outage skipped as a hole instead of missing them, and the history step fills it exactly once', async () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const m = metrics();
+    const step = historyStep({ collector: 'c', config, horizonMs: 31 * 24 * 60 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: m });
+    realtimeRun(ledger, T);
+    const first = ledger.window(T).newestSettled;
+    // 150 minutes of outage: the real-time window serves only the last 15.
+    const now = T + 150 * M;
+    const st = realtimeRun(ledger, now);
+    expect(st.missed).toBe(0);
+    const w = ledger.window(now);
+    expect(st.gap).toEqual([first + M, w.oldestReadable]);
+    const sc = ledger.scope('s');
+    expect(sc.holes).toEqual([[first + M, w.oldestReadable]]);
+    // Two one-hour reads a run: the 136 owed minutes take two runs, each minute read once.
+    const reads: Array<[number, number]> = [];
+    let r = await step.read(sc, w, ctxAt(now), history(reads));
+    expect(reads).toEqual([[first + M, first + 61 * M], [first + 61 * M, first + 121 * M]]);
+    expect(step.apply(sc, r, () => ['a'], ctxAt(now)).recovered).toBe(120);
+    r = await step.read(sc, w, ctxAt(now), history(reads));
+    expect(reads[2]).toEqual([first + 121 * M, w.oldestReadable]);
+    step.apply(sc, r, () => ['a'], ctxAt(now));
+    expect(sc.holes).toEqual([]);
+    // Nothing more to read; every minute from the first to the newest settled counted once.
+    r = await step.read(sc, w, ctxAt(now), history(reads));
+    expect(r.fills).toEqual([]);
+    let expected = 0;
+    for (let ts = first; ts <= w.newestSettled; ts += M) expected += valueOf(ts);
+    expect(emitted(ledger)).toBe(expected);
+  });
+
+  it('fills only the owed minutes of a read spanning two holes, keeps a hole across a failed read, and carries holes in the state', async () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    sc.watermark = T - 200 * M;
+    sc.addHole(T - 100 * M, T - 90 * M);
+    sc.addHole(T - 80 * M, T - 70 * M);
+    sc.addHole(T - 85 * M, T - 79 * M); // merges with the second
+    expect(sc.holes).toEqual([[T - 100 * M, T - 90 * M], [T - 85 * M, T - 70 * M]]);
+    const step = historyStep({ collector: 'c', config: { ...config, catch_up: { enabled: true, requests_per_run: 1 } }, horizonMs: 31 * 24 * 60 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: metrics() });
+    const w = ledger.window(T);
+    const failed = await step.read(sc, w, ctxAt(T), () => Promise.reject(new Error('503')));
+    expect((failed.error as Error).message).toBe('503');
+    step.apply(sc, failed, () => ['a'], ctxAt(T));
+    expect(sc.holes).toHaveLength(2);
+    // State written now and read by a new process keeps the holes.
+    const restored = new SettledLedger(opts, [fam]);
+    const rs = restored.scope('s');
+    restored.adopt(JSON.parse(JSON.stringify(ledger.carry())));
+    expect(rs.holes).toEqual(sc.holes);
+    const reads: Array<[number, number]> = [];
+    const r = await step.read(rs, w, ctxAt(T), history(reads));
+    expect(reads).toEqual([[T - 100 * M, T - 70 * M]]); // both holes in one read, up to the last one's end
+    expect(step.apply(rs, r, () => ['a'], ctxAt(T)).recovered).toBe(25);
+    expect(rs.holes).toEqual([]);
+    let expected = 0;
+    for (let ts = T - 100 * M; ts < T - 90 * M; ts += M) expected += valueOf(ts);
+    for (let ts = T - 85 * M; ts < T - 70 * M; ts += M) expected += valueOf(ts);
+    expect(emitted(restored)).toBe(expected);
+  });
+
+  it('counts as lost the owed minutes older than the historical API keeps', async () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    sc.watermark = T - 3000 * M;
+    sc.addHole(T - 3000 * M, T - 100 * M);
+    const m = metrics();
+    const step = historyStep({ collector: 'c', config, horizonMs: 24 * 60 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: m });
+    const out = step.apply(sc, undefined, () => ['a'], ctxAt(T));
+    // The horizon is the first whole minute inside the last 24 hours.
+    const horizon = Math.floor((T - 24 * 60 * M) / M) * M + M;
+    expect(out.lost).toBe((horizon - (T - 3000 * M)) / M);
+    expect(sc.holes).toEqual([[horizon, T - 100 * M]]);
+    step.report(ctxAt(T), out, []);
+    expect(await get(m.bucketsOwed, { collector: 'c' })).toBe((T - 100 * M - horizon) / M);
+    expect(await get(m.bucketsMissed, { collector: 'c' })).toBe(out.lost);
+  });
+
+  it('audits each counted minute once, after it can no longer be revised and is final, and exports the divergence', async () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    sc.audited = true;
+    const m = metrics();
+    const step = historyStep({ collector: 'c', config, horizonMs: 31 * 24 * 60 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: m });
+    // Real time undercounts by a tenth (a unit or settling assumption gone wrong).
+    const under = (ts: number) => Math.round(valueOf(ts) * 0.9);
+    const reads: Array<[number, number]> = [];
+    let audited = 0;
+    let counted = 0;
+    let reference = 0;
+    for (let i = 0; i <= 60; i++) {
+      const now = T + i * M;
+      realtimeRun(ledger, now, under);
+      const r = await step.read(sc, ledger.window(now), ctxAt(now), history(reads));
+      const before = new Set(sc.pendingAudit.keys());
+      const out = step.apply(sc, r, () => ['a'], ctxAt(now));
+      if (r.audit) {
+        // Only minutes that left the revise window, and ended at least `delay` ago.
+        for (let ts = r.audit.from; ts < r.audit.to; ts += M) {
+          if (!before.has(ts)) continue;
+          expect(ts + M).toBeLessThanOrEqual(now - config.audit.delay);
+          counted += under(ts);
+          reference += valueOf(ts);
+        }
+      }
+      audited += out.audited;
+    }
+    // Batches come every interval, not every run.
+    expect(reads.length).toBeGreaterThanOrEqual(2);
+    expect(reads.length).toBeLessThanOrEqual(4);
+    expect(audited).toBeGreaterThan(20);
+    // No minute audited twice: the reads do not overlap.
+    for (let i = 1; i < reads.length; i++) expect(reads[i]![0]).toBeGreaterThanOrEqual(reads[i - 1]![1]);
+    expect(await get(m.auditCounted, { family: fam.name })).toBe(counted);
+    expect(await get(m.auditReference, { family: fam.name })).toBe(reference);
+    expect(await get(m.auditDivergence, { family: fam.name })).toBeLessThan(-0.05);
+    expect(await get(m.auditDivergence, { family: fam.name })).toBeGreaterThan(-0.15);
+  });
+
+  it('an unaudited scope keeps no pending audit, and a scope without backfill still reports missed minutes', () => {
+    const ledger = new SettledLedger({ ...opts, backfill: false }, [fam]);
+    realtimeRun(ledger, T);
+    const st = realtimeRun(ledger, T + 40 * M);
+    expect(st.missed).toBeGreaterThan(0);
+    expect(st.gap).toBeUndefined();
+    expect(ledger.scope('s').holes).toEqual([]);
+    expect(ledger.scope('s').pendingAudit.size).toBe(0);
+  });
+});
