@@ -98,10 +98,11 @@ export class LedgerScope {
     // From the oldest bucket still owed to the counters or still revised, and never later than the
     // newest settled bucket, which the gauges show even when the counters owe nothing (a re-read).
     const owed = this.watermark === undefined ? w.newestSettled : Math.max(this.watermark + b, w.oldestReadable);
-    // Only buckets whose counted values are still held can be revised (a new scope has none).
-    const held = this.counted.size > 0 ? Math.min(...this.counted.keys()) : w.newestSettled;
-    const revise = Math.max(held, this.reviseFrom(w));
-    const from = Math.min(owed, revise, w.newestSettled);
+    // Only buckets whose counted values are still held can be revised (a new scope has none); a
+    // bucket is held until a read of it when it is older than revise_window, so after runs that
+    // failed the held buckets still readable are read again, however old.
+    const held = this.counted.size > 0 ? Math.max(Math.min(...this.counted.keys()), w.oldestReadable) : w.newestSettled;
+    const from = Math.min(owed, held, w.newestSettled);
     return { from, buckets: Math.min(this.o.reach, Math.max(1, (w.current - from) / b + 1)) };
   }
 
@@ -116,11 +117,10 @@ export class LedgerScope {
     const newest = settled[settled.length - 1]!;
     const wm = this.watermark;
     const fresh = wm === undefined ? [newest] : settled.filter((ts) => ts > wm);
-    const from = this.reviseFrom(w);
-    // Only buckets whose counted values are still held: one whose values were let go (too old, or
-    // counted before a restart from an earlier version) would be counted again from zero, as after
-    // a clock stepped back brings old buckets into the window again.
-    const revisable = wm === undefined ? [] : settled.filter((ts) => ts <= wm && ts >= from && this.counted.has(ts));
+    // Only buckets whose counted values are still held: one whose values were let go (read when
+    // older than revise_window, or counted before a restart from an earlier version) would be
+    // counted again from zero, as after a clock stepped back brings old buckets into the window again.
+    const revisable = wm === undefined ? [] : settled.filter((ts) => ts <= wm && this.counted.has(ts));
     const gapEnd = Math.min(w.oldestReadable, w.newestSettled + b);
     if (wm === undefined || gapEnd <= wm + b) return { fresh, revisable, newest, missed: 0 };
     if (this.o.backfill) return { fresh, revisable, newest, missed: 0, gap: [wm + b, gapEnd] };
@@ -190,6 +190,13 @@ export class LedgerScope {
       const from = this.reviseFrom(w);
       for (const [ts, rows] of this.counted) {
         if (ts >= from) continue;
+        // Read in this run when older than revise_window: final. One the real-time window let go
+        // before such a read (runs failed for a while) is, with backfill, read again from the
+        // historical API like a hole, its counted values kept so that only its growth is added.
+        if (this.o.backfill && ts < w.oldestReadable) {
+          this.addHole(ts, ts + this.o.bucketMs);
+          continue;
+        }
         this.counted.delete(ts);
         if (!this.audited) continue;
         const sums = new Map<FamilyDef, number>();

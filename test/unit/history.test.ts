@@ -30,6 +30,7 @@ function metrics() {
     bucketsRecovered: new Counter({ name: 'recovered', help: 'h', labelNames: ['collector'], registers }),
     bucketsMissed: new Counter({ name: 'missed', help: 'h', labelNames: ['collector'], registers }),
     bucketsOwed: new Gauge({ name: 'owed', help: 'h', labelNames: ['collector'], registers }),
+    revisedDown: new Counter({ name: 'down', help: 'h', labelNames: ['collector', 'family'], registers }),
     auditCounted: new Counter({ name: 'counted', help: 'h', labelNames: ['collector', 'family'], registers }),
     auditReference: new Counter({ name: 'reference', help: 'h', labelNames: ['collector', 'family'], registers }),
     auditDivergence: new Gauge({ name: 'divergence', help: 'h', labelNames: ['collector', 'family'], registers }),
@@ -76,14 +77,18 @@ describe('ledger holes and the history step', () => {
     const w = ledger.window(now);
     expect(st.gap).toEqual([first + M, w.oldestReadable]);
     const sc = ledger.scope('s');
-    expect(sc.holes).toEqual([[first + M, w.oldestReadable]]);
-    // Two one-hour reads a run: the 136 owed minutes take two runs, each minute read once.
+    // The first minute was counted but never read again once its revisions were in: it is owed too
+    // (its growth only), its counted value kept.
+    expect(sc.holes).toEqual([[first, w.oldestReadable]]);
+    expect(sc.counted.has(first)).toBe(true);
+    // Two one-hour reads a run: the 137 owed minutes take two runs, each minute read once.
     const reads: Array<[number, number]> = [];
     let r = await step.read(sc, w, ctxAt(now), history(reads));
-    expect(reads).toEqual([[first + M, first + 61 * M], [first + 61 * M, first + 121 * M]]);
-    expect(step.apply(sc, r, () => ['a'], ctxAt(now)).recovered).toBe(120);
+    expect(reads).toEqual([[first, first + 60 * M], [first + 60 * M, first + 120 * M]]);
+    expect(step.apply(sc, r, () => ['a'], ctxAt(now)).recovered).toBe(119); // minutes never counted
+    expect(sc.counted.has(first)).toBe(false);
     r = await step.read(sc, w, ctxAt(now), history(reads));
-    expect(reads[2]).toEqual([first + 121 * M, w.oldestReadable]);
+    expect(reads[2]).toEqual([first + 120 * M, w.oldestReadable]);
     step.apply(sc, r, () => ['a'], ctxAt(now));
     expect(sc.holes).toEqual([]);
     // Nothing more to read; every minute from the first to the newest settled counted once.

@@ -28,6 +28,8 @@ export interface HistoryMetrics {
   bucketsRecovered: Counter<'collector'>;
   bucketsMissed: Counter<'collector'>;
   bucketsOwed: Gauge<'collector'>;
+  /** Downward revisions met when a minute counted from real time is read again from the historical API. */
+  revisedDown: Counter<'collector' | 'family'>;
   auditCounted: Counter<'collector' | 'family'>;
   auditReference: Counter<'collector' | 'family'>;
   auditDivergence: Gauge<'collector' | 'family'>;
@@ -151,18 +153,23 @@ export function historyStep(opts: {
       const out = { recovered: 0, lost: 0, audited: 0, owed: 0, bad: 0 };
       const bad = () => out.bad++;
       for (const fill of result?.fills ?? []) {
-        // Count only the minutes still owed (a span may cover minutes between two holes).
+        // Count only the minutes still owed (a span may cover minutes between two holes): all of a
+        // minute never counted, the growth of one counted from real time but let go by the
+        // real-time window before its revisions were in. Either is final now.
         const owed = (ts: number) => ls.holes.some(([a, z]) => ts >= a && ts < z);
         for (let ts = fill.from; ts < fill.to; ts += MINUTE) {
           if (!owed(ts)) continue;
-          out.recovered++;
+          if (!ls.counted.has(ts)) out.recovered++;
           for (const [value, row] of fill.merged.get(ts) ?? []) {
             const labels = labelsOf(value);
             counterSpecs.forEach((spec, j) => {
               const v = readValue(row, spec.key, 'count', bad);
-              if (v !== undefined) ls.add(labels, counterFamilies[j]!, v, ctx.guard, ctx.now);
+              if (v === undefined) return;
+              const d = ls.count(ts, labels, counterFamilies[j]!, v, ctx.guard, ctx.now);
+              if (d > 0) metrics.revisedDown.inc({ collector, family: counterFamilies[j]!.name }, d);
             });
           }
+          ls.counted.delete(ts);
         }
         ls.filled(fill.from, fill.to);
       }
@@ -195,7 +202,12 @@ export function historyStep(opts: {
       }
       // A historical API that failed for long: pending audits are a sample, keep the newest day.
       if (ls.pendingAudit.size > 1440) for (const ts of [...ls.pendingAudit.keys()].sort((a, b) => a - b).slice(0, ls.pendingAudit.size - 1440)) ls.pendingAudit.delete(ts);
-      out.lost = ls.expire(config.catch_up.enabled ? Math.floor((ctx.now - opts.horizonMs) / MINUTE) * MINUTE + MINUTE : Infinity);
+      if (config.catch_up.enabled) {
+        const horizon = Math.floor((ctx.now - opts.horizonMs) / MINUTE) * MINUTE + MINUTE;
+        out.lost = ls.expire(horizon);
+        // Minutes counted from real time whose revisions no upstream serves any more: as they are.
+        for (const ts of ls.counted.keys()) if (ts < horizon) ls.counted.delete(ts);
+      } else out.lost = ls.expire(Infinity); // holes carried from a run with catch_up on
       out.owed = ls.holes.reduce((n, [a, z]) => n + (z - a) / MINUTE, 0);
       return out;
     },

@@ -127,7 +127,7 @@ export const conviva = defineSource<ConvivaRawConfig, ConvivaConfig, ConvivaSelf
         config: { catch_up: config.catch_up, audit: config.audit },
         metrics: {
           bucketsRecovered: self.bucketsRecovered, bucketsMissed: self.bucketsMissed, bucketsOwed: self.bucketsOwed,
-          auditCounted: engine.auditCounted, auditReference: engine.auditReference, auditDivergence: engine.auditDivergence, auditMinutes: engine.auditMinutes,
+          revisedDown: engine.revisedDown, auditCounted: engine.auditCounted, auditReference: engine.auditReference, auditDivergence: engine.auditDivergence, auditMinutes: engine.auditMinutes,
         },
       };
     };

@@ -59,7 +59,7 @@ export const convivaStorm: StormPlugin = {
     { id: 'demo-client', secret: 'demo-secret' },
     { id: 'demo-eu-client', secret: 'demo-eu-secret' },
   ],
-  paths: ['/insights/3.0/real-time-metrics', '/flow-data/real-time-metrics', '/flow-data/metadata', '/insights/3.0/sessions'],
+  paths: ['/insights/3.0/real-time-metrics', '/flow-data/real-time-metrics', '/flow-data/metadata', '/insights/3.0/sessions', '/insights/3.0/metrics/', '/flow-data/metrics/'],
   widePaths: ['/group-by/'],
   counterFamilies: [...COUNTERS.map(([family]) => family), ...FLOW_COUNTERS.map(([family]) => family), 'conviva_sessions_total'],
   mustBeZero: [
