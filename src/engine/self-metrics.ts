@@ -94,8 +94,8 @@ export function createEngineMetrics(registry: Registry, version: string) {
       registers: reg,
     }),
     auditMinutes: new Counter({
-      name: `${p}audit_minutes_total`,
-      help: 'Minutes whose counted values were compared with the upstream final record, summed over the audited scopes.',
+      name: `${p}audit_buckets_total`,
+      help: 'One-minute buckets whose counted values were compared with the upstream final record, summed over the audited scopes.',
       labelNames: ['collector'],
       registers: reg,
     }),
