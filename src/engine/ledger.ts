@@ -101,7 +101,8 @@ export class LedgerScope {
     // Only buckets whose counted values are still held can be revised (a new scope has none); a
     // bucket is held until a read of it when it is older than revise_window, so after runs that
     // failed the held buckets still readable are read again, however old.
-    const held = this.counted.size > 0 ? Math.max(Math.min(...this.counted.keys()), w.oldestReadable) : w.newestSettled;
+    let held = w.newestSettled;
+    for (const ts of this.counted.keys()) if (ts >= w.oldestReadable && ts < held) held = ts;
     const from = Math.min(owed, held, w.newestSettled);
     return { from, buckets: Math.min(this.o.reach, Math.max(1, (w.current - from) / b + 1)) };
   }
@@ -121,7 +122,8 @@ export class LedgerScope {
     // older than revise_window, or counted before a restart from an earlier version) would be
     // counted again from zero, as after a clock stepped back brings old buckets into the window again.
     const revisable = wm === undefined ? [] : settled.filter((ts) => ts <= wm && this.counted.has(ts));
-    const gapEnd = Math.min(w.oldestReadable, w.newestSettled + b);
+    // The gap ends where the answer's fresh buckets start: minutes after it are counted now.
+    const gapEnd = Math.min(w.oldestReadable, w.newestSettled + b, fresh[0] ?? Infinity);
     if (wm === undefined || gapEnd <= wm + b) return { fresh, revisable, newest, missed: 0 };
     if (this.o.backfill) return { fresh, revisable, newest, missed: 0, gap: [wm + b, gapEnd] };
     return { fresh, revisable, newest, missed: (gapEnd - wm - b) / b };

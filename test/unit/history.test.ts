@@ -40,6 +40,7 @@ function metrics() {
 const get = async (m: Counter | Gauge, labels: Record<string, string>) => (await m.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
 
 const spec = { key: 'events', path: 'events', gauges: [], counter: fam } as unknown as MetricSpec;
+const lim = { signal: new AbortController().signal, deadline: Infinity };
 const ctxAt = (now: number) => ({ now, guard, log: pino({ level: 'silent' }), signal: new AbortController().signal, deadline: now + 50_000 }) as unknown as RunContext;
 const config: HistoryConfig = { catch_up: { enabled: true, requests_per_run: 2 }, audit: { enabled: true, delay: 20 * M, interval: 15 * M } };
 /** A historical read of [from, to): the upstream's value per minute, one row. */
@@ -83,16 +84,24 @@ describe('ledger holes and the history step', () => {
     expect(sc.counted.has(first)).toBe(true);
     // Two one-hour reads a run: the 137 owed minutes take two runs, each minute read once.
     const reads: Array<[number, number]> = [];
-    let r = await step.read(sc, w, ctxAt(now), history(reads));
+    // Nothing is read while the newest owed minutes are younger than the historical API's finality
+    // (audit.delay, 20m): the first hour is.
+    let r = await step.read(sc, w, ctxAt(now), lim, history(reads));
     expect(reads).toEqual([[first, first + 60 * M], [first + 60 * M, first + 120 * M]]);
     expect(step.apply(sc, r, () => ['a'], ctxAt(now)).recovered).toBe(119); // minutes never counted
     expect(sc.counted.has(first)).toBe(false);
-    r = await step.read(sc, w, ctxAt(now), history(reads));
-    expect(reads[2]).toEqual([first + 120 * M, w.oldestReadable]);
+    r = await step.read(sc, w, ctxAt(now), lim, history(reads));
+    expect(reads[2]).toEqual([first + 120 * M, Math.floor((now - 20 * M) / M) * M]);
     step.apply(sc, r, () => ['a'], ctxAt(now));
+    expect(sc.holes).toEqual([[Math.floor((now - 20 * M) / M) * M, w.oldestReadable]]);
+    // Six minutes on, the rest is final.
+    const later = now + 6 * M;
+    r = await step.read(sc, ledger.window(later), ctxAt(later), lim, history(reads));
+    expect(reads[3]).toEqual([Math.floor((now - 20 * M) / M) * M, w.oldestReadable]);
+    step.apply(sc, r, () => ['a'], ctxAt(later));
     expect(sc.holes).toEqual([]);
     // Nothing more to read; every minute from the first to the newest settled counted once.
-    r = await step.read(sc, w, ctxAt(now), history(reads));
+    r = await step.read(sc, w, ctxAt(later), lim, history(reads));
     expect(r.fills).toEqual([]);
     let expected = 0;
     for (let ts = first; ts <= w.newestSettled; ts += M) expected += valueOf(ts);
@@ -102,14 +111,14 @@ describe('ledger holes and the history step', () => {
   it('fills only the owed minutes of a read spanning two holes, keeps a hole across a failed read, and carries holes in the state', async () => {
     const ledger = new SettledLedger(opts, [fam]);
     const sc = ledger.scope('s');
-    sc.watermark = T - 200 * M;
+    sc.watermark = T - 60 * M; // holes are always behind the watermark
     sc.addHole(T - 100 * M, T - 90 * M);
     sc.addHole(T - 80 * M, T - 70 * M);
     sc.addHole(T - 85 * M, T - 79 * M); // merges with the second
     expect(sc.holes).toEqual([[T - 100 * M, T - 90 * M], [T - 85 * M, T - 70 * M]]);
     const step = historyStep({ collector: 'c', config: { ...config, catch_up: { enabled: true, requests_per_run: 1 } }, horizonMs: 31 * 24 * 60 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: metrics() });
     const w = ledger.window(T);
-    const failed = await step.read(sc, w, ctxAt(T), () => Promise.reject(new Error('503')));
+    const failed = await step.read(sc, w, ctxAt(T), lim, () => Promise.reject(new Error('503')));
     expect((failed.error as Error).message).toBe('503');
     step.apply(sc, failed, () => ['a'], ctxAt(T));
     expect(sc.holes).toHaveLength(2);
@@ -119,7 +128,7 @@ describe('ledger holes and the history step', () => {
     restored.adopt(JSON.parse(JSON.stringify(ledger.carry())));
     expect(rs.holes).toEqual(sc.holes);
     const reads: Array<[number, number]> = [];
-    const r = await step.read(rs, w, ctxAt(T), history(reads));
+    const r = await step.read(rs, w, ctxAt(T), lim, history(reads));
     expect(reads).toEqual([[T - 100 * M, T - 70 * M]]); // both holes in one read, up to the last one's end
     expect(step.apply(rs, r, () => ['a'], ctxAt(T)).recovered).toBe(25);
     expect(rs.holes).toEqual([]);
@@ -137,8 +146,8 @@ describe('ledger holes and the history step', () => {
     const m = metrics();
     const step = historyStep({ collector: 'c', config, horizonMs: 24 * 60 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: m });
     const out = step.apply(sc, undefined, () => ['a'], ctxAt(T));
-    // The horizon is the first whole minute inside the last 24 hours.
-    const horizon = Math.floor((T - 24 * 60 * M) / M) * M + M;
+    // The horizon is the first whole minute inside the last 24 hours, with a minute to spare.
+    const horizon = Math.floor((T - 24 * 60 * M) / M) * M + 2 * M;
     expect(out.lost).toBe((horizon - (T - 3000 * M)) / M);
     expect(sc.holes).toEqual([[horizon, T - 100 * M]]);
     step.report(ctxAt(T), out, []);
@@ -161,9 +170,10 @@ describe('ledger holes and the history step', () => {
     for (let i = 0; i <= 60; i++) {
       const now = T + i * M;
       realtimeRun(ledger, now, under);
-      const r = await step.read(sc, ledger.window(now), ctxAt(now), history(reads));
+      const r = await step.read(sc, ledger.window(now), ctxAt(now), lim, history(reads));
       const before = new Set(sc.pendingAudit.keys());
       const out = step.apply(sc, r, () => ['a'], ctxAt(now));
+      step.report(ctxAt(now), out, [r]);
       if (r.audit) {
         // Only minutes that left the revise window, and ended at least `delay` ago.
         for (let ts = r.audit.from; ts < r.audit.to; ts += M) {
@@ -195,5 +205,63 @@ describe('ledger holes and the history step', () => {
     expect(st.gap).toBeUndefined();
     expect(ledger.scope('s').holes).toEqual([]);
     expect(ledger.scope('s').pendingAudit.size).toBe(0);
+  });
+  it('halves the span of a scope whose hour is too large (413), and never reads before the horizon', async () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    const Tm = Math.floor(T / M) * M;
+    sc.watermark = Tm - 30 * M;
+    sc.addHole(Tm - 2000 * M, Tm - 100 * M);
+    const step = historyStep({ collector: 'c', config: { ...config, catch_up: { enabled: true, requests_per_run: 1 } }, horizonMs: 1440 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: metrics() });
+    const spans: Array<[number, number]> = [];
+    const tooLarge = async (from: number, to: number): Promise<MergedBuckets> => {
+      spans.push([from, to]);
+      throw Object.assign(new Error('413'), { status: 413 });
+    };
+    const w = ledger.window(T);
+    for (let i = 0; i < 3; i++) step.apply(sc, await step.read(sc, w, ctxAt(T), lim, tooLarge), () => ['a'], ctxAt(T));
+    const horizon = Math.floor((T - 1440 * M) / M) * M + 2 * M;
+    expect(spans).toEqual([[horizon, horizon + 60 * M], [horizon, horizon + 30 * M], [horizon, horizon + 15 * M]]);
+    // The part older than the horizon is lost, once; the rest is still owed.
+    expect(sc.holes).toEqual([[horizon, Tm - 100 * M]]);
+  });
+
+  it('never counts a minute past the watermark, and keeps a gap from reaching past the fresh minutes', async () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    const Tm = Math.floor(T / M) * M;
+    sc.watermark = Tm - 100 * M;
+    sc.addHole(Tm - 90 * M, Tm - 50 * M); // a hole that (wrongly) reaches past the watermark
+    const step = historyStep({ collector: 'c', config, horizonMs: 31 * 1440 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: metrics() });
+    const reads: Array<[number, number]> = [];
+    step.apply(sc, await step.read(sc, ledger.window(T), ctxAt(T), lim, history(reads)), () => ['a'], ctxAt(T));
+    expect(emitted(ledger)).toBe(0);
+    expect(sc.holes).toEqual([[Tm - 90 * M, Tm - 50 * M]]);
+    // A gap ends where the answer's fresh minutes begin, even when the window says otherwise.
+    const w = ledger.window(T);
+    const st = sc.settle([w.oldestReadable + 3 * M, w.newestSettled], w);
+    expect(st.gap).toEqual([Tm - 99 * M, w.oldestReadable]);
+    const skewed = { ...w, oldestReadable: w.oldestReadable + 5 * M };
+    expect(sc.settle([w.oldestReadable + 3 * M, w.newestSettled], skewed).gap).toEqual([Tm - 99 * M, w.oldestReadable + 3 * M]);
+  });
+
+  it('exports the divergence of the whole run, all audited scopes together', async () => {
+    const m = metrics();
+    const step = historyStep({ collector: 'c', config, horizonMs: 31 * 1440 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: m });
+    const ledger = new SettledLedger(opts, [fam]);
+    const Tm = Math.floor(T / M) * M;
+    const scopes = ['short', 'exact'].map((k) => {
+      const sc = ledger.scope(k);
+      sc.audited = true;
+      sc.pendingAudit.set(Tm - 40 * M, new Map([[fam, k === 'short' ? 95 : 100]]));
+      return sc;
+    });
+    const reference = async (from: number, to: number): Promise<MergedBuckets> => new Map([...Array((to - from) / M).keys()].map((i) => [from + i * M, new Map([[undefined, { events: { count: 100 } }]])]));
+    const results = await Promise.all(scopes.map((sc) => step.read(sc, ledger.window(T), ctxAt(T), lim, reference)));
+    step.applyRun(scopes.map((sc, i) => ({ ls: sc, result: results[i], labelsOf: () => ['a'] })), ctxAt(T));
+    expect(await get(m.auditCounted, { family: fam.name })).toBe(195);
+    expect(await get(m.auditReference, { family: fam.name })).toBe(200);
+    expect(await get(m.auditDivergence, { family: fam.name })).toBeCloseTo(-0.025, 10);
+    expect(await get(m.auditMinutes, { collector: 'c' })).toBe(2);
   });
 });

@@ -6,7 +6,7 @@ import type { EngineMetrics } from '../../engine/self-metrics.js';
 import { FLOW_METRICS, FLOW_MODEL_INFO } from './catalogue.js';
 import { FLOW_API, FLOW_ENDPOINT, FLOW_GROUP_BY_ENDPOINT, FLOW_HISTORICAL_ENDPOINT, FLOW_HISTORICAL_GROUP_BY_ENDPOINT, FLOW_MODELS_ENDPOINT, HISTORICAL_API, type ConvivaFlowClient, type ConvivaHistoryClient } from './client.js';
 import type { FlowsConfig } from './config.js';
-import { addTotals, historyStep, type HistoryConfig, type HistoryMetrics, type HistoryResult, type HistoryTotals } from './history.js';
+import { historyStep, type HistoryConfig, type HistoryMetrics, type HistoryResult } from './history.js';
 import { aheadReporter, applyScope, keyedGauges, mergeBuckets, reduceScope, skipLogger, type ScopeResult } from './minutes.js';
 import { parseFlowModels, parseTimeSeries, type Bucket, type FlowModelInfo } from './schema.js';
 
@@ -192,12 +192,12 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
   }
 
   /** The scope's holes and audit batch from the historical API (never throws: an error is in the result). */
-  async function readHistory(scope: Scope, w: LedgerWindow, ctx: RunContext, onSkip: (what: string) => void): Promise<HistoryResult | undefined> {
+  async function readHistory(scope: Scope, w: LedgerWindow, ctx: RunContext, limits: { signal: AbortSignal; deadline: number }, onSkip: (what: string) => void): Promise<HistoryResult | undefined> {
     const client = historyClients.get(scope.client.account.name);
     if (!history || !client) return undefined;
     const endpoint = scope.dimension ? FLOW_HISTORICAL_GROUP_BY_ENDPOINT : FLOW_HISTORICAL_ENDPOINT;
-    return history.read(ledger.scope(scope.key), w, ctx, async (from, to) => {
-      const body = await client.flow({ modelId: scope.model.id, from, to, groupBy: scope.dimension, signal: ctx.signal, deadline: ctx.deadline });
+    return history.read(ledger.scope(scope.key), w, ctx, limits, async (from, to, { signal, deadline }) => {
+      const body = await client.flow({ modelId: scope.model.id, from, to, groupBy: scope.dimension, signal, deadline });
       const parsed = parseTimeSeries(body, endpoint, scope.dimension !== undefined, (what) => {
         engine.parseErrors.inc({ api: HISTORICAL_API, endpoint });
         onSkip(what);
@@ -250,13 +250,13 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
       const w = ledger.window(ctx.now);
       reportAhead(w, ctx);
       const onSkip = skipLogger(ctx);
+      const limits = history?.limits(ctx);
       const [outcomes, histories] = await Promise.all([
         Promise.allSettled(current.map((sc) => fetchScope(sc, w, ctx, onSkip))),
-        Promise.all(current.map((sc) => readHistory(sc, w, ctx, onSkip))),
-      ]);
+        Promise.all(current.map((sc) => (limits ? readHistory(sc, w, ctx, limits, onSkip) : undefined))),
+      ]).finally(() => limits?.done());
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const errors = [...listErrors, ...outcomes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))];
-      if (current.length > 0 && outcomes.every((r) => r.status === 'rejected')) throw errors[listErrors.length];
       let newest: number | undefined;
       let missed = 0;
       let bad = 0;
@@ -270,16 +270,11 @@ export function createFlowCollectors(deps: FlowDeps): Collector[] {
         missed = Math.max(missed, result.settlement.missed);
         for (const [family, d] of applyScope(ledger.scope(sc.key), result, counterFamilies, gaugeSpecs, ctx, w)) engine.revisedDown.inc({ collector: FLOW_COLLECTOR, family: family.name }, d);
       });
-      // The historical reads of every scope, whether or not its real-time read succeeded.
-      if (history) {
-        const totals: HistoryTotals = { recovered: 0, lost: 0, audited: 0, owed: 0 };
-        current.forEach((sc, i) => {
-          const r = history.apply(ledger.scope(sc.key), histories[i], (value) => labelsOf(sc, value), ctx);
-          addTotals(totals, r);
-          bad += r.bad;
-        });
-        history.report(ctx, totals, histories);
-      }
+
+      // The historical reads of every scope, whether or not its real-time read succeeded (also when none did).
+      const historyBad = history?.applyRun(current.map((sc, i) => ({ ls: ledger.scope(sc.key), result: histories[i], labelsOf: (value: string | undefined) => labelsOf(sc, value) })), ctx) ?? 0;
+      if (historyBad > 0) engine.parseErrors.inc({ api: HISTORICAL_API, endpoint: FLOW_HISTORICAL_ENDPOINT }, historyBad);
+      if (current.length > 0 && outcomes.every((r) => r.status === 'rejected')) throw errors[listErrors.length];
       ledger.emit(ctx.samples, ctx.guard, ctx.now);
       if (bad > 0) {
         engine.parseErrors.inc({ api: FLOW_API, endpoint: FLOW_ENDPOINT }, bad);

@@ -112,7 +112,7 @@ export const conviva = defineSource<ConvivaRawConfig, ConvivaConfig, ConvivaSelf
     const historical = (account: string) => services.budget(HISTORICAL_BUDGET, account, config.historical_requests_per_minute);
     let historyClients: ConvivaHistoryClient[] | undefined;
     const history = () => {
-      if (!config.catch_up.enabled && !config.audit.enabled) return undefined;
+      // Even with catch_up and audit off: holes carried from a run with catch_up on are let go (and counted lost).
       if (!historyClients) {
         const http = services.httpClient(settings(HISTORICAL_API));
         http.declareEndpoints([

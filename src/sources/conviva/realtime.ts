@@ -6,7 +6,7 @@ import { UpstreamError } from '../../http/errors.js';
 import type { EngineMetrics } from '../../engine/self-metrics.js';
 import { metricSpec, type MetricSpec } from './catalogue.js';
 import { HISTORICAL_API, HISTORICAL_ENDPOINT, HISTORICAL_GROUP_BY_ENDPOINT, REALTIME_API, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT, type ConvivaClient, type ConvivaHistoryClient } from './client.js';
-import { addTotals, historyStep, type HistoryConfig, type HistoryMetrics, type HistoryResult, type HistoryTotals } from './history.js';
+import { historyStep, type HistoryConfig, type HistoryMetrics, type HistoryResult } from './history.js';
 import { MAX_METRICS_PER_REQUEST, type RealtimeConfig } from './config.js';
 import { aheadReporter, applyScope, keyedGauges, mergeBuckets, reduceScope, skipLogger, type ScopeResult } from './minutes.js';
 import { parseTimeSeries, type Bucket } from './schema.js';
@@ -131,22 +131,25 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
    * The scope's holes and audit batch from the historical API, with the same selection as its
    * real-time requests (the account's unavailable metrics left out too). Never throws.
    */
-  async function readHistory(scope: Scope, w: LedgerWindow, ctx: RunContext, onSkip: (what: string) => void): Promise<HistoryResult | undefined> {
+  async function readHistory(scope: Scope, w: LedgerWindow, ctx: RunContext, limits: { signal: AbortSignal; deadline: number }, onSkip: (what: string) => void): Promise<HistoryResult | undefined> {
     const client = historyClients.get(scope.client.account.name);
     if (!history || !client) return undefined;
     const endpoint = scope.groupBy ? HISTORICAL_GROUP_BY_ENDPOINT : HISTORICAL_ENDPOINT;
-    return history.read(ledger.scope(scope.key), w, ctx, async (from, to) => {
+    return history.read(ledger.scope(scope.key), w, ctx, limits, async (from, to, { signal, deadline }) => {
       const dropped = unavailable.get(scope.client.account.name);
-      const answers = await Promise.all(
+      // Every request settles before the read does, so none outlives the run.
+      const parts = await Promise.allSettled(
         chunks.map((chunk) => chunk.filter((m) => !dropped?.has(m))).filter((m) => m.length > 0).map(async (metrics) => {
-          const body = await client.metrics({ ...selection(scope, metrics, ctx), from, to });
+          const body = await client.metrics({ ...selection(scope, metrics, ctx), signal, deadline, from, to });
           return parseTimeSeries(body, endpoint, scope.groupBy !== undefined, (what) => {
             engine.parseErrors.inc({ api: HISTORICAL_API, endpoint });
             onSkip(what);
           }, HISTORICAL_API);
         }),
       );
-      return mergeBuckets(answers);
+      const failed = parts.find((p) => p.status === 'rejected');
+      if (failed) throw failed.reason;
+      return mergeBuckets(parts.map((p) => (p as PromiseFulfilledResult<Bucket[]>).value));
     });
   }
 
@@ -221,13 +224,13 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
       const onSkip = skipLogger(ctx);
       // Fetch. Scopes are independent: one that fails (a 413 on a wide dimension, a revoked
       // account) is left as it was, and the others go on. Within a scope it is all or nothing.
+      const limits = history?.limits(ctx);
       const [outcomes, histories] = await Promise.all([
         Promise.allSettled(scopes.map((scope) => fetchScope(scope, w, ctx, onSkip))),
-        Promise.all(scopes.map((scope) => readHistory(scope, w, ctx, onSkip))),
-      ]);
+        Promise.all(scopes.map((scope) => (limits ? readHistory(scope, w, ctx, limits, onSkip) : undefined))),
+      ]).finally(() => limits?.done());
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const errors = outcomes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
-      if (errors.length === outcomes.length) throw errors[0];
 
       // Apply every scope whose requests all succeeded, in scope order: count the fresh minutes,
       // show the newest.
@@ -246,16 +249,10 @@ export function createRealtimeCollector(deps: RealtimeDeps): Collector {
         missed = Math.max(missed, settlement.missed);
         for (const [family, d] of applyScope(ledger.scope(scope.key), result.value, counterFamilies, gaugeSpecs, ctx, w)) engine.revisedDown.inc({ collector: REALTIME_COLLECTOR, family: family.name }, d);
       });
-      // The historical reads of every scope, whether or not its real-time read succeeded.
-      if (history) {
-        const totals: HistoryTotals = { recovered: 0, lost: 0, audited: 0, owed: 0 };
-        scopes.forEach((scope, i) => {
-          const r = history.apply(ledger.scope(scope.key), histories[i], (value) => labelsOf(scope, value), ctx);
-          addTotals(totals, r);
-          if (r.bad > 0) badValues.set(HISTORICAL_ENDPOINT, (badValues.get(HISTORICAL_ENDPOINT) ?? 0) + r.bad);
-        });
-        history.report(ctx, totals, histories);
-      }
+      // The historical reads of every scope, whether or not its real-time read succeeded (also when none did).
+      const historyBad = history?.applyRun(scopes.map((scope, i) => ({ ls: ledger.scope(scope.key), result: histories[i], labelsOf: (value: string | undefined) => labelsOf(scope, value) })), ctx) ?? 0;
+      if (historyBad > 0) engine.parseErrors.inc({ api: HISTORICAL_API, endpoint: HISTORICAL_ENDPOINT }, historyBad);
+      if (errors.length === outcomes.length) throw errors[0];
       // Emit: counters are served every run, whether or not their label set had data this minute.
       ledger.emit(ctx.samples, ctx.guard, ctx.now);
       let badTotal = 0;
