@@ -200,6 +200,9 @@ export class LedgerScope {
           continue;
         }
         this.counted.delete(ts);
+        // Read in full now (a clock stepped back brought a bucket kept as a hole into the window
+        // again): it is owed no more, and filling it later would count it again from zero.
+        this.filled(ts, ts + this.o.bucketMs);
         if (!this.audited) continue;
         const sums = new Map<FamilyDef, number>();
         for (const fams of rows.values()) for (const [f, v] of fams) sums.set(f, (sums.get(f) ?? 0) + v);

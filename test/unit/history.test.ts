@@ -264,4 +264,26 @@ describe('ledger holes and the history step', () => {
     expect(await get(m.auditDivergence, { family: fam.name })).toBeCloseTo(-0.025, 10);
     expect(await get(m.auditMinutes, { collector: 'c' })).toBe(2);
   });
+  it('a held minute kept as a hole, then read in full in real time after the clock stepped back, is not filled again', async () => {
+    const ledger = new SettledLedger(opts, [fam]);
+    const sc = ledger.scope('s');
+    realtimeRun(ledger, T);
+    const first = ledger.window(T).newestSettled;
+    // Runs fail for 16 minutes: the first minute, counted once, is let go by the real-time window
+    // before its revisions were read: kept as a hole.
+    realtimeRun(ledger, T + 16 * M);
+    expect(sc.holes[0]![0]).toBe(first);
+    expect(sc.counted.has(first)).toBe(true);
+    // The clock steps back 10 minutes: the minute is readable again, read when older than the
+    // revise window, counted to its final value, let go, and owed no more.
+    realtimeRun(ledger, T + 6 * M);
+    expect(sc.counted.has(first)).toBe(false);
+    expect(sc.holes.some(([a, z]) => first >= a && first < z)).toBe(false);
+    const step = historyStep({ collector: 'c', config, horizonMs: 31 * 1440 * M, counterSpecs: [spec], counterFamilies: [fam], metrics: metrics() });
+    const later = T + 60 * M;
+    for (let i = 0; i < 3; i++) step.apply(sc, await step.read(sc, ledger.window(later), ctxAt(later), lim, history([])), () => ['a'], ctxAt(later));
+    let expected = 0;
+    for (let ts = first; ts <= (sc.watermark as number); ts += M) expected += valueOf(ts);
+    expect(emitted(ledger)).toBe(expected);
+  });
 });

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Counter, Gauge } from 'prom-client';
 import type { RunContext } from '../../engine/collector.js';
 import type { FamilyDef } from '../../engine/family.js';
@@ -159,6 +160,7 @@ export function historyStep(opts: {
   return {
     limits(ctx) {
       const controller = new AbortController();
+      setMaxListeners(0, controller.signal); // every historical request of the run listens to it
       const onAbort = () => controller.abort(ctx.signal.reason);
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       const ms = Math.max(0, (ctx.deadline - ctx.now) * 0.6);
