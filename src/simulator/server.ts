@@ -144,7 +144,7 @@ export class Simulator {
     });
 
     const fakes = express.Router();
-    // Non-GET fakes (InVision starts, IntelePeer queries) read JSON bodies.
+    // Non-GET fakes (starting a job, submitting a query) read JSON bodies.
     fakes.use(express.json({ limit: '1mb' }));
     for (const f of this.fakes.values()) f.mount(fakes);
     app.use(fakes);

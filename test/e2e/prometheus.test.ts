@@ -127,7 +127,8 @@ describe('end to end with a real Prometheus', () => {
         for (const t of p.targets) {
           const expr = fill(t.expr);
           expect(expr, `${f} / ${p.title}: unfilled variable`).not.toMatch(/\$\w/);
-          await until(`${f} / ${p.title}: ${expr}`, async () => ((await query(expr)).length > 0 ? true : undefined));
+          // InVision panels need a data flow run to have ended: the demo starts them at the next minute.
+          await until(`${f} / ${p.title}: ${expr}`, async () => ((await query(expr)).length > 0 ? true : undefined), 150_000);
           checked++;
         }
       }

@@ -402,7 +402,7 @@ ${STORM_PLUGINS.map((p) => `  ${p.source}:${variant === 'b' ? p.configBlock.repl
     expect(leaks).toEqual([]);
     let countersChecked = 0;
     for (const p of STORM_PLUGINS) {
-      const expected = p.expected(sim, { firstRunAt, lastRunAt });
+      const expected = p.expected(sim, { firstRunAt, lastRunAt, state: (JSON.parse(readFileSync(statePath, 'utf8')) as { collectors: Record<string, unknown> }).collectors });
       const served = final.filter((s) => p.counterFamilies.includes(s.name));
       const key = (s: ParsedSample) => `${s.name}${JSON.stringify(Object.entries(s.labels).sort())}`;
       const want = new Map(expected.map((s) => [key(s), s.value]));

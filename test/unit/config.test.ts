@@ -58,6 +58,22 @@ const BAD: Record<string, string[]> = {
     'sources.conviva.realtime.group_limit: Too big: expected number to be <=500',
     'sources.conviva.realtime.filters[0].filter_id: must be a number',
   ],
+  // sources.invision: one fixture per rule of src/sources/invision/config.ts.
+  'bad-invision-no-base-url.yml': ['sources.invision.base_url: required'],
+  'bad-invision-api-key-twice.yml': ['sources.invision.api_key: give either api_key or api_key_file, not both'],
+  'bad-invision-no-api-key.yml': ['sources.invision.api_key: required (or api_key_file)'],
+  'bad-invision-no-dataflows.yml': ['sources.invision.dataflows: needs at least one data flow'],
+  'bad-invision-duplicate-id.yml': ['sources.invision.dataflows: data flow id "df-nightly-load" listed twice'],
+  'bad-invision-duplicate-name.yml': ['sources.invision.dataflows: data flow name "nightly-load" listed twice'],
+  'bad-invision-cron-six-fields.yml': ['sources.invision.dataflows[0].schedule: data flows start on whole minutes: use 5 fields (minute hour day month weekday)'],
+  'bad-invision-cron.yml': ['sources.invision.dataflows[0].schedule: invalid cron expression "0 25 * * *": hour field "25" is out of range 0-23'],
+  'bad-invision-timezone.yml': ['sources.invision.timezone: unknown time zone "Europe/Olso": an IANA name such as UTC or Europe/Oslo'],
+  'bad-invision-start-grace.yml': ['sources.invision.start_grace: must be at least 1m (ticks are whole minutes)'],
+  'bad-invision-timeout-over-schedule.yml': ['sources.invision.timeout: must be shorter than the shortest interval of schedule "*/2 * * * *" (2m): a run must end before the next one is due'],
+  'bad-invision-unknown-key.yml': ['sources.invision.dataflows[0].await: unknown key'],
+  'bad-invision-dataflow-timeout-zero.yml': ['sources.invision.dataflows[0].timeout: must be longer than 0s'],
+  'bad-invision-dataflow-id.yml': ['sources.invision.dataflows[0].id: must be letters, digits, _ . : or -'],
+  'bad-invision-monitoring-no-api-key.yml': ['sources.invision.monitoring.api_key: required (or api_key_file)'],
 };
 
 describe('config fixtures', () => {
@@ -101,6 +117,7 @@ describe('config fixtures', () => {
   it('config/example.yml is valid but for its example secret file, which it names', () => {
     expect(problems(`../../../config/example.yml`, { CONVIVA_CLIENT_ID: 'id' })).toEqual([
       'sources.conviva.accounts[0].client_secret_file: cannot read /run/secrets/conviva_client_secret (ENOENT)',
+      'sources.invision.api_key_file: cannot read /run/secrets/invision-api-key (ENOENT)',
     ]);
   });
 

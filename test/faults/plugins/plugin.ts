@@ -14,6 +14,8 @@ export interface StormSpan {
   firstRunAt: number;
   /** Clock time of the final clean run (the clock then is past every time the storm reached). */
   lastRunAt: number;
+  /** The collectors' state as the state file holds it at the end (collector name -> {version, state}). */
+  state?: Record<string, unknown>;
 }
 
 /**

@@ -1,0 +1,259 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { InvisionFake } from '../../src/sources/invision/fake.js';
+import { Writable } from 'node:stream';
+import { App } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
+import { ManualClock } from '../../src/engine/clock.js';
+import { createLogger } from '../../src/logger.js';
+import { Simulator } from '../../src/simulator/server.js';
+import { parseExposition, value } from '../helpers/exposition.js';
+import { MINUTE, useSimulator, type Stack } from '../helpers/stack.js';
+
+// The InVision Data Flows collector against the simulator, on a manual clock: starts on schedule,
+// every run followed to its end and counted once, across restarts too.
+
+const C = 'invision_dataflows';
+/** 2026-11-23 20:00:05 UTC: just after a minute starts, so a poll at each minute sees its tick. */
+const START = Date.UTC(2026, 10, 23, 20, 0, 5);
+const fake = (sim: Simulator) => sim.fake<InvisionFake>('invision');
+
+let stack: Stack | undefined;
+const dirs: string[] = [];
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'invision-'));
+  dirs.push(d);
+  return d;
+}
+
+const config = (dir: string, flows: string, extra = '') => `
+engine: { staleness: 30m, shutdown_grace: 200ms, state_file: ${join(dir, 'state.json')} }
+sources:
+  invision:
+    base_url: http://placeholder/invision
+    api_key: demo-invision-key
+    retries: 1
+    retry_base_delay: 5ms
+    retry_max_delay: 10ms
+    request_timeout: 500ms
+    connect_timeout: 500ms
+    timeout: 10s
+${extra}
+    dataflows:
+${flows}
+`;
+
+/**
+ * An exporter (engine inline) with this config, against `sim` on `clock`, or a new simulator; logs
+ * captured. Calling it again with the same simulator and clock is a restart (same state file).
+ */
+async function boot(text: string, on?: { sim: Simulator; clock: ManualClock }): Promise<Stack> {
+  const clock = on?.clock ?? new ManualClock(START);
+  const sim = on?.sim ?? new Simulator({ clock, seed: 5 });
+  if (!on) await sim.listen('127.0.0.1', 0);
+  const cfg = parseConfig(text, {}, process.cwd());
+  useSimulator(cfg, sim.url);
+  const logs: Stack['logs'] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Stack['logs'][number]);
+      cb();
+    },
+  });
+  const app = await App.create({ config: cfg, log: createLogger('debug', sink), clock });
+  const samples = async () => parseExposition(await app.text());
+  return {
+    clock, sim, app, logs, config: cfg, samples,
+    async run(collector?: string) {
+      const result = await app.runner.run(collector ?? C);
+      return { result, samples: await samples() };
+    },
+    async close() {
+      await app.stop();
+      await sim.close();
+    },
+  };
+}
+
+async function stackWith(dir: string, flows: string, extra = ''): Promise<Stack> {
+  return boot(config(dir, flows, extra));
+}
+
+const ls = (flowId: string, flow: string, extra: Record<string, string> = {}) => ({ flow_id: flowId, flow, ...extra });
+
+describe('InVision data flows against the simulator', () => {
+  it('starts a flow on its schedule, follows the run to its end, and counts it once', async () => {
+    const dir = tempDir();
+    stack = await stackWith(dir, '      - { id: df-hourly-sales, name: hourly-sales, schedule: "*/2 * * * *", timeout: 5m, expected_interval: 1h }');
+    const s = stack;
+    // The first poll: a flow seen for the first time starts at its next tick, not one already passed.
+    let { samples } = await s.run();
+    expect(fake(s.sim).runs()).toHaveLength(0);
+    expect(value(samples, 'invision_dataflow_runs_total', ls('df-hourly-sales', 'hourly-sales', { result: 'succeeded' }))).toBe(0);
+    expect(value(samples, 'invision_dataflow_start_failures_total', ls('df-hourly-sales', 'hourly-sales', { reason: 'unknown' }))).toBe(0);
+    expect(value(samples, 'invision_dataflow_expected_interval_seconds', ls('df-hourly-sales', 'hourly-sales'))).toBe(3600);
+    // 20:01: no tick. 20:02: a tick: one start, the intent on disk before it left.
+    s.clock.advance(MINUTE);
+    await s.run();
+    expect(fake(s.sim).runs()).toHaveLength(0);
+    s.clock.advance(MINUTE);
+    ({ samples } = await s.run());
+    const runs = fake(s.sim).runs();
+    expect(runs).toHaveLength(1);
+    expect(value(samples, 'invision_dataflow_starts_total', ls('df-hourly-sales', 'hourly-sales'))).toBe(1);
+    expect(value(samples, 'invision_dataflow_runs_in_progress', ls('df-hourly-sales', 'hourly-sales'))).toBe(1);
+    expect(value(samples, 'invision_dataflow_run_status', ls('df-hourly-sales', 'hourly-sales', { status: 'pending' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_last_run_start_timestamp_seconds', ls('df-hourly-sales', 'hourly-sales'))).toBe(s.clock.now() / 1000);
+    const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { collectors: Record<string, { state: { inflight: Array<{ runId: string }> } }> };
+    expect(JSON.stringify(state)).toContain(runs[0]!.runId);
+    // The run ends within a minute: the next poll counts it, and no later poll counts it again.
+    s.clock.advance(MINUTE);
+    ({ samples } = await s.run());
+    expect(fake(s.sim).runs()[0]!.status).toBe('Succeeded');
+    expect(value(samples, 'invision_dataflow_runs_total', ls('df-hourly-sales', 'hourly-sales', { result: 'succeeded' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_run_status', ls('df-hourly-sales', 'hourly-sales', { status: 'succeeded' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_runs_in_progress', ls('df-hourly-sales', 'hourly-sales'))).toBe(0);
+    expect(value(samples, 'invision_dataflow_last_success_timestamp_seconds', ls('df-hourly-sales', 'hourly-sales'))).toBe(s.clock.now() / 1000);
+    expect(value(samples, 'invision_dataflow_last_run_duration_seconds', ls('df-hourly-sales', 'hourly-sales'))).toBe(60);
+    expect(value(samples, 'invision_dataflow_run_duration_seconds_count', ls('df-hourly-sales', 'hourly-sales'))).toBe(1);
+    s.clock.advance(30_000);
+    ({ samples } = await s.run());
+    expect(value(samples, 'invision_dataflow_runs_total', ls('df-hourly-sales', 'hourly-sales', { result: 'succeeded' }))).toBe(1);
+    // The API key went in the header, never in a URL.
+    expect(s.sim.requests.every((r) => !r.query.includes('api_key'))).toBe(true);
+  });
+
+  it('skips a start while the previous run is in flight, reports a run stuck past its timeout, and counts it when it ends later', async () => {
+    const dir = tempDir();
+    stack = await stackWith(dir, '      - { id: df-slow, name: slow, schedule: "* * * * *", timeout: 3m }');
+    const s = stack;
+    fake(s.sim).setFlow('df-slow', { name: 'Slow', pendingMs: 1000, runningMs: 5 * MINUTE, failureShare: 1, stuckShare: 0 });
+    await s.run();
+    s.clock.advance(MINUTE);
+    await s.run(); // started
+    expect(fake(s.sim).runs()).toHaveLength(1);
+    for (let i = 0; i < 4; i++) {
+      s.clock.advance(MINUTE);
+      await s.run();
+    }
+    let { samples } = await s.run();
+    // Still one run: the ticks while it ran were skipped, counted; 4 minutes in, past its 3m timeout.
+    expect(fake(s.sim).runs()).toHaveLength(1);
+    expect(value(samples, 'invision_dataflow_starts_skipped_total', ls('df-slow', 'slow'))).toBe(4);
+    expect(value(samples, 'invision_dataflow_runs_stuck', ls('df-slow', 'slow'))).toBe(1);
+    expect(value(samples, 'invision_dataflow_run_status', ls('df-slow', 'slow', { status: 'stuck' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_run_status', ls('df-slow', 'slow', { status: 'running' }))).toBe(0);
+    // It ends (failed) later: counted then, once; the next tick starts a new run.
+    s.clock.advance(3 * MINUTE);
+    ({ samples } = await s.run());
+    expect(value(samples, 'invision_dataflow_runs_total', ls('df-slow', 'slow', { result: 'failed' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_runs_stuck', ls('df-slow', 'slow'))).toBe(0);
+    // The same poll, the run no longer in flight, starts the tick's run: the latest is that one.
+    expect(fake(s.sim).runs()).toHaveLength(2);
+    expect(value(samples, 'invision_dataflow_run_status', ls('df-slow', 'slow', { status: 'pending' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_last_run_duration_seconds', ls('df-slow', 'slow'))).toBe(7 * 60);
+  });
+
+  it('a 500 on start is counted, logged and not repeated; 500s on status keep the run until it answers', async () => {
+    const dir = tempDir();
+    stack = await stackWith(dir, '      - { id: df-hourly-sales, name: hourly-sales, schedule: "* * * * *", timeout: 5m }');
+    const s = stack;
+    await s.run();
+    s.clock.advance(MINUTE);
+    s.sim.faults.set([{ kind: 'status', status: 500, match: '/start' }]);
+    let { samples, result } = await s.run();
+    expect(result).toBe('success');
+    expect(value(samples, 'invision_dataflow_start_failures_total', ls('df-hourly-sales', 'hourly-sales', { reason: 'status' }))).toBe(1);
+    expect(s.sim.requests.filter((r) => r.path.endsWith('/start'))).toHaveLength(1); // not repeated
+    expect(s.logs.filter((l) => l.msg === 'InVision refused to start the data flow')).toHaveLength(1);
+    // The next tick starts; then the status answers 500 for three polls: the run is kept.
+    s.sim.faults.clear();
+    s.clock.advance(MINUTE);
+    await s.run();
+    expect(fake(s.sim).runs()).toHaveLength(1);
+    s.sim.faults.set([{ kind: 'status', status: 500, match: '/status' }]);
+    for (let i = 0; i < 3; i++) {
+      s.clock.advance(20_000);
+      ({ result, samples } = await s.run());
+      expect(result).toBe('failure');
+      // Served all the same: the run's series do not go stale while InVision does not answer.
+      expect(value(samples, 'invision_dataflow_runs_in_progress', ls('df-hourly-sales', 'hourly-sales'))).toBe(1);
+    }
+    s.sim.faults.clear();
+    ({ samples } = await s.run());
+    expect(value(samples, 'invision_dataflow_runs_total', ls('df-hourly-sales', 'hourly-sales', { result: 'succeeded' }))).toBe(1);
+  });
+
+  it('follows a run handed over through the folder, once, and refuses an unreadable file', async () => {
+    const dir = tempDir();
+    const handover = join(dir, 'handover');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(handover);
+    stack = await stackWith(dir, '      - { id: df-nightly-load, name: nightly-load, timeout: 5m }', `    handover_dir: ${handover}`);
+    const s = stack;
+    const run = fake(s.sim).startRun('df-nightly-load');
+    writeFileSync(join(handover, 'a.json'), JSON.stringify({ dataflow_id: 'df-nightly-load', run_id: run.runId }));
+    writeFileSync(join(handover, 'b.json'), JSON.stringify({ dataflow_id: 'df-nightly-load', run_id: run.runId })); // the same run twice
+    writeFileSync(join(handover, 'c.json'), '{"dataflow_id": 3');
+    let { samples } = await s.run();
+    expect(readdirSync(handover).sort()).toEqual(['c.json.rejected']);
+    expect(value(samples, 'invision_dataflow_runs_in_progress', ls('df-nightly-load', 'nightly-load'))).toBe(1);
+    s.clock.advance(2 * MINUTE);
+    ({ samples } = await s.run());
+    expect(value(samples, 'invision_dataflow_runs_total', ls('df-nightly-load', 'nightly-load', { result: 'succeeded' }))).toBe(1);
+    // Handed over again after it ended: not counted twice.
+    writeFileSync(join(handover, 'd.json'), JSON.stringify({ dataflow_id: 'df-nightly-load', run_id: run.runId }));
+    s.clock.advance(MINUTE);
+    ({ samples } = await s.run());
+    expect(value(samples, 'invision_dataflow_runs_total', ls('df-nightly-load', 'nightly-load', { result: 'succeeded' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_runs_in_progress', ls('df-nightly-load', 'nightly-load'))).toBe(0);
+  });
+
+  it('a restart with runs in flight, one of which ended meanwhile, counts each once; a start cut off by a crash is not repeated', async () => {
+    const dir = tempDir();
+    const flows = ['      - { id: df-hourly-sales, name: hourly-sales, schedule: "* * * * *", timeout: 5m }', '      - { id: df-nightly-load, name: nightly-load, schedule: "* * * * *", timeout: 5m }'].join('\n');
+    stack = await stackWith(dir, flows);
+    const s = stack;
+    fake(s.sim).setFlow('df-nightly-load', { pendingMs: 1000, runningMs: 10 * MINUTE, failureShare: 0, stuckShare: 0 });
+    await s.run();
+    s.clock.advance(MINUTE);
+    await s.run(); // both started
+    expect(fake(s.sim).runs()).toHaveLength(2);
+    // The exporter goes down for 3 minutes: the short run ends meanwhile.
+    const { sim, clock } = s;
+    await s.app.stop();
+    clock.advance(3 * MINUTE);
+    // A crash between recording a start and its answer: the intent is on disk, no run id.
+    const statePath = join(dir, 'state.json');
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { collectors: Record<string, { state: { intents: unknown[] } }> };
+    state.collectors[C]!.state.intents.push({ flowId: 'df-hourly-sales', tick: clock.now() - MINUTE, at: clock.now() - MINUTE });
+    writeFileSync(statePath, JSON.stringify(state));
+    stack = await boot(config(dir, flows), { sim, clock });
+    let { samples } = await stack.run();
+    expect(value(samples, 'invision_dataflow_runs_total', ls('df-hourly-sales', 'hourly-sales', { result: 'succeeded' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_start_failures_total', ls('df-hourly-sales', 'hourly-sales', { reason: 'unknown' }))).toBe(1);
+    expect(value(samples, 'invision_dataflow_runs_in_progress', ls('df-nightly-load', 'nightly-load'))).toBe(1);
+    // The tick of the cut-off start was not started again; the current tick's start was skipped
+    // for nightly-load (its run is in flight) and made for hourly-sales.
+    const hourly = () => fake(sim).runs().filter((r) => r.dataflowId === 'df-hourly-sales');
+    expect(hourly()).toHaveLength(2);
+    // Until everything ended: the exporter's counts equal the simulator's, exactly.
+    for (let i = 0; i < 12; i++) {
+      stack.clock.advance(MINUTE);
+      ({ samples } = await stack.run());
+    }
+    for (const id of ['df-hourly-sales', 'df-nightly-load']) {
+      const name = id === 'df-hourly-sales' ? 'hourly-sales' : 'nightly-load';
+      const ended = fake(sim).runs().filter((r) => r.dataflowId === id && r.status === 'Succeeded');
+      expect(value(samples, 'invision_dataflow_runs_total', ls(id, name, { result: 'succeeded' })), id).toBe(ended.length);
+    }
+  });
+});
