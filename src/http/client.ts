@@ -108,10 +108,13 @@ export class HttpClient {
       const depth = jsonDepth(text, MAX_JSON_DEPTH);
       if (depth > MAX_JSON_DEPTH) throw new Error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
       return { status, body: text.length === 0 ? null : JSON.parse(text) };
-    } catch (cause) {
+    } catch (e) {
       this.o.parseErrors.inc({ api: this.o.api, endpoint: opts.endpoint });
-      throw new UpstreamError('UPSTREAM_MALFORMED', `malformed JSON from ${this.o.api} ${opts.endpoint}`, {
-        api: this.o.api, endpoint: opts.endpoint, status, cause,
+      // Not the parser's error as the cause: V8 quotes the body in it (all of a short one), and a
+      // body may be a credential echoed back; the log prints causes.
+      const why = e instanceof SyntaxError ? 'not valid JSON' : e instanceof Error ? e.message : 'unreadable';
+      throw new UpstreamError('UPSTREAM_MALFORMED', `malformed JSON from ${this.o.api} ${opts.endpoint} (${why})`, {
+        api: this.o.api, endpoint: opts.endpoint, status,
       });
     }
   }

@@ -145,7 +145,8 @@ describe('CLI', () => {
       return t.includes('conviva_attempts{') ? t : undefined;
     });
     expect(value(parseExposition(text), 'conviva_exporter_collector_up', { collector: 'conviva_realtime' })).toBe(1);
-    expect((await fetch(`${ex.url}/-/ready`)).status).toBe(200);
+    // Ready once every collector (the other sources' too) has published a first run.
+    await waitFor('ready', async () => ((await fetch(`${ex.url}/-/ready`)).status === 200 ? true : undefined));
 
     writeFileSync(cfg, 'sources: { conviva: { accounts: [] } }\n');
     child!.kill('SIGHUP');

@@ -48,13 +48,19 @@ sources:
     const first = await startExporter(['--config', configPath]);
     exporters.push(first);
     const read = (): State => (existsSync(statePath) ? (JSON.parse(readFileSync(statePath, 'utf8')) as State) : {});
-    // At the next minute the start's intent is on disk (the request on its way): kill it there.
-    const intent = await waitFor('a start intent on disk', async () => {
-      const i = read().collectors?.invision_dataflows?.state?.intents;
-      return i && i.length > 0 ? i[0] : undefined;
-    }, 75_000);
+    // At the next minute the start reaches InVision, which answers 3 s later: kill the exporter
+    // the moment the simulator has the request (its intent is on disk by then).
+    let arrived: () => void = () => {};
+    const reached = new Promise<void>((r) => (arrived = r));
+    const pick = sim.faults.pick.bind(sim.faults);
+    sim.faults.pick = (path: string) => {
+      if (path.endsWith('/start')) arrived();
+      return pick(path);
+    };
+    await Promise.race([reached, new Promise((_, reject) => setTimeout(() => reject(new Error('no start within 75 s')), 75_000))]);
     first.proc.kill('SIGKILL');
     await first.exited;
+    const intent = read().collectors?.invision_dataflows?.state?.intents?.[0];
     expect(intent).toMatchObject({ flowId: 'df-hourly-sales' });
     // The start reached InVision: the run exists there once its answer (never read) is sent.
     await waitFor('the run started in InVision', async () => (fake.runs().length === 1 ? true : undefined), 5000);

@@ -118,6 +118,7 @@ describe('config fixtures', () => {
     expect(problems(`../../../config/example.yml`, { CONVIVA_CLIENT_ID: 'id' })).toEqual([
       'sources.conviva.accounts[0].client_secret_file: cannot read /run/secrets/conviva_client_secret (ENOENT)',
       'sources.invision.api_key_file: cannot read /run/secrets/invision-api-key (ENOENT)',
+      'sources.invision.monitoring.api_key_file: cannot read /run/secrets/invision-monitoring-key (ENOENT)',
     ]);
   });
 

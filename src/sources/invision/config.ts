@@ -38,7 +38,7 @@ const monitoring = z.strictObject({
   event_types: z.array(z.string().min(1)).default([]),
   /** Only these levels (`Error`, `Warning`, `Information`, `Verbose`); all when empty. */
   levels: z.array(z.enum(['Error', 'Warning', 'Information', 'Verbose'])).default([]),
-});
+}).superRefine(checkRunFits);
 
 export const invisionConfigSchema = z
   .strictObject({

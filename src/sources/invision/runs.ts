@@ -7,7 +7,7 @@ import {
   EXPECTED_INTERVAL, IN_PROGRESS, LAST_DURATION, LAST_START, LAST_SUCCESS, RUN_DURATION, RUN_STATUS, RUN_STATUSES, RUNS_TOTAL,
   START_FAILURE_REASONS, START_FAILURES, STARTS_SKIPPED, STARTS_TOTAL, STUCK, dataflowFamilies,
 } from './catalogue.js';
-import { neverReached, type InvisionClient, type RunStatus } from './client.js';
+import { INVISION_API, neverReached, STATUS_ENDPOINT, type InvisionClient, type RunStatus } from './client.js';
 import type { DataflowConfig, InvisionConfig } from './config.js';
 import { readHandovers, type Handover } from './handover.js';
 
@@ -148,8 +148,14 @@ export function createDataflowCollector(deps: DataflowDeps): Collector {
       try {
         const answer = await client.start(f.id, ctx.signal, ctx.deadline);
         const run: Run = { flowId: f.id, runId: answer.runId, startedAt: ctx.now, origin: 'started', status: answer.status };
-        inflight.push(run);
         st.starts++;
+        // InVision answered with a run already followed or already ended (the run in progress, say):
+        // it is not a second run, and is not followed (nor counted) twice.
+        if (inflight.some((r) => r.flowId === f.id && r.runId === run.runId) || ended.includes(`${f.id}\u0000${run.runId}`)) {
+          ctx.log.warn({ flowId: f.id, flow: f.name, runId: run.runId }, 'InVision answered a start with a run the exporter already knows: followed once');
+          break;
+        }
+        inflight.push(run);
         st.lastStart = ctx.now;
         setLatest(st, run, shown(run, f, ctx.now));
         ctx.log.info({ flowId: f.id, flow: f.name, runId: run.runId, tick: new Date(tick).toISOString() }, 'data flow started');
@@ -160,7 +166,9 @@ export function createDataflowCollector(deps: DataflowDeps): Collector {
           await sleep(Math.min(config.retry_max_delay, config.retry_base_delay * 2 ** (attempt - 1)), ctx.signal).catch(() => {});
           if (!ctx.signal.aborted) continue;
         }
-        reason = neverReached(e) ? 'network' : e instanceof UpstreamError && e.status !== undefined ? 'status' : 'timeout';
+        // An error status means InVision answered (no run); a broken or missing answer may hide one.
+        const answered = e instanceof UpstreamError && (e.code === 'UPSTREAM_STATUS' || e.code === 'UPSTREAM_AUTH' || e.code === 'UPSTREAM_THROTTLED');
+        reason = neverReached(e) ? 'network' : answered ? 'status' : 'timeout';
         break;
       }
     }
@@ -212,6 +220,12 @@ export function createDataflowCollector(deps: DataflowDeps): Collector {
       const a = answers[i]!;
       if (a.status === 'rejected') {
         errors.push(a.reason);
+        still.push(run);
+        return;
+      }
+      if (a.value.runId !== run.runId) {
+        // An answer about another run says nothing of this one: kept, and the answer counted as an error.
+        errors.push(new UpstreamError('UPSTREAM_MALFORMED', `${INVISION_API} status of run ${run.runId} answered for run ${a.value.runId}`, { api: INVISION_API, endpoint: STATUS_ENDPOINT }));
         still.push(run);
         return;
       }
