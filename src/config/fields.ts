@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { explainCron, minIntervalMs } from './cron.js';
 import { parseDuration } from './duration.js';
+import type { HttpClientSettings } from '../http/client.js';
 
 // Building blocks of every config block: durations, schedules, names, secrets.
 
@@ -77,4 +78,48 @@ export function duplicates(names: readonly string[]): string[] {
     else seen.add(n);
   }
   return [...repeated];
+}
+
+/**
+ * The HTTP client keys every HTTP source's block has, the same names and defaults everywhere
+ * (docs/configuration.md); only the concurrency default differs per source.
+ */
+export function httpClientFields(defaults: { concurrency: number }) {
+  return {
+    /** A PEM bundle added to the trust store (verification is never switched off). */
+    ca_file: z.string().optional(),
+    connect_timeout: duration('5s'),
+    request_timeout: duration('20s'),
+    retries: z.number().int().min(0).max(10).default(3),
+    retry_base_delay: duration('500ms'),
+    retry_max_delay: duration('10s'),
+    concurrency: z.number().int().min(1).max(64).default(defaults.concurrency),
+  };
+}
+
+/** What `httpClientFields` parse to. */
+export interface HttpClientFields {
+  ca_file?: string;
+  connect_timeout: number;
+  request_timeout: number;
+  retries: number;
+  retry_base_delay: number;
+  retry_max_delay: number;
+  concurrency: number;
+}
+
+/** The HTTP client settings of a source's block, for one upstream API (`api` label) at `baseUrl`. */
+export function httpSettings(c: HttpClientFields, api: string, baseUrl: string): HttpClientSettings {
+  return {
+    api,
+    baseUrl,
+    connectTimeoutMs: c.connect_timeout,
+    headersTimeoutMs: c.request_timeout,
+    bodyTimeoutMs: c.request_timeout,
+    maxRetries: c.retries,
+    retryBaseDelayMs: c.retry_base_delay,
+    retryMaxDelayMs: c.retry_max_delay,
+    concurrency: c.concurrency,
+    caFile: c.ca_file,
+  };
 }

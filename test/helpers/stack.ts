@@ -38,10 +38,19 @@ export function useSimulator(config: Config, url: string): void {
  * Simulator + App (engine inline) on loopback sharing a manual clock; logs captured as parsed JSON
  * lines. Every configured source points at the simulator.
  */
-export async function startStack(opts: { configText: string; start?: number; seed?: number; mutate?: (c: Config) => void }): Promise<Stack> {
-  const clock = new ManualClock(opts.start ?? T0);
-  const sim = new Simulator({ clock, seed: opts.seed ?? 7 });
-  await sim.listen('127.0.0.1', 0);
+export async function startStack(opts: {
+  configText: string;
+  start?: number;
+  seed?: number;
+  mutate?: (c: Config) => void;
+  /** A restart: a new exporter against this running simulator and clock (its state file survives). */
+  on?: { sim: Simulator; clock: ManualClock };
+  /** The collector `run()` runs when not told. */
+  collector?: string;
+}): Promise<Stack> {
+  const clock = opts.on?.clock ?? new ManualClock(opts.start ?? T0);
+  const sim = opts.on?.sim ?? new Simulator({ clock, seed: opts.seed ?? 7 });
+  if (!opts.on) await sim.listen('127.0.0.1', 0);
   const config = parseConfig(opts.configText, {}, process.cwd());
   useSimulator(config, sim.url);
   opts.mutate?.(config);
@@ -58,7 +67,7 @@ export async function startStack(opts: { configText: string; start?: number; see
     clock, sim, app, logs, config, samples,
     async run(collector?: string) {
       const names = app.runner.collectorNames;
-      const name = collector ?? (names.length === 1 ? names[0]! : undefined);
+      const name = collector ?? opts.collector ?? (names.length === 1 ? names[0]! : undefined);
       if (!name) throw new Error(`say which collector to run: ${names.join(', ')}`);
       const result = await app.runner.run(name);
       return { result, samples: await samples() };

@@ -1,16 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { App } from '../../src/app.js';
-import { parseConfig, type Config } from '../../src/config/load.js';
-import { ManualClock } from '../../src/engine/clock.js';
-import { createLogger } from '../../src/logger.js';
-import { Simulator } from '../../src/simulator/server.js';
+import type { Config } from '../../src/config/load.js';
+import type { ManualClock } from '../../src/engine/clock.js';
+import type { Simulator } from '../../src/simulator/server.js';
 import { formatLogTime, type InvisionFake, type MonitoringRow } from '../../src/sources/invision/fake.js';
-import { find, parseExposition, value, type ParsedSample } from '../helpers/exposition.js';
-import { MINUTE, useSimulator, type Stack } from '../helpers/stack.js';
+import { find, value, type ParsedSample } from '../helpers/exposition.js';
+import { MINUTE, startStack, type Stack } from '../helpers/stack.js';
 
 // The InVision Monitoring log collector against the simulator, on a manual clock: every row the
 // simulator lists (20% of them up to 120 s late) counted once by (event type, level), no more and
@@ -68,33 +65,8 @@ ${monitoring}
  * An exporter with this config against `on.sim` on `on.clock` (a restart: same state file), or a
  * new simulator; `mutate` changes the config after it was pointed at the simulator.
  */
-async function boot(text: string, on?: { sim: Simulator; clock: ManualClock }, mutate?: (c: Config) => void): Promise<Stack> {
-  const clock = on?.clock ?? new ManualClock(START);
-  const sim = on?.sim ?? new Simulator({ clock, seed: 5 });
-  if (!on) await sim.listen('127.0.0.1', 0);
-  const cfg = parseConfig(text, {}, process.cwd());
-  useSimulator(cfg, sim.url);
-  mutate?.(cfg);
-  const logs: Stack['logs'] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Stack['logs'][number]);
-      cb();
-    },
-  });
-  const app = await App.create({ config: cfg, log: createLogger('debug', sink), clock });
-  const samples = async () => parseExposition(await app.text());
-  return {
-    clock, sim, app, logs, config: cfg, samples,
-    async run(collector?: string) {
-      const result = await app.runner.run(collector ?? C);
-      return { result, samples: await samples() };
-    },
-    async close() {
-      await app.stop();
-      await sim.close();
-    },
-  };
+function boot(text: string, on?: { sim: Simulator; clock: ManualClock }, mutate?: (c: Config) => void): Promise<Stack> {
+  return startStack({ configText: text, start: START, seed: 5, on, mutate, collector: C });
 }
 
 /** The counter's series as "event_type|level" -> value. */

@@ -2,15 +2,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ManualClock } from '../../src/engine/clock.js';
+import type { Simulator } from '../../src/simulator/server.js';
 import type { InvisionFake } from '../../src/sources/invision/fake.js';
-import { Writable } from 'node:stream';
-import { App } from '../../src/app.js';
-import { parseConfig } from '../../src/config/load.js';
-import { ManualClock } from '../../src/engine/clock.js';
-import { createLogger } from '../../src/logger.js';
-import { Simulator } from '../../src/simulator/server.js';
-import { parseExposition, value } from '../helpers/exposition.js';
-import { MINUTE, useSimulator, type Stack } from '../helpers/stack.js';
+import { value } from '../helpers/exposition.js';
+import { MINUTE, startStack, type Stack } from '../helpers/stack.js';
 
 // The InVision Data Flows collector against the simulator, on a manual clock: starts on schedule,
 // every run followed to its end and counted once, across restarts too.
@@ -52,35 +48,11 @@ ${flows}
 `;
 
 /**
- * An exporter (engine inline) with this config, against `sim` on `clock`, or a new simulator; logs
- * captured. Calling it again with the same simulator and clock is a restart (same state file).
+ * An exporter (engine inline) with this config, against `sim` on `clock`, or a new simulator.
+ * Calling it again with the same simulator and clock is a restart (same state file).
  */
-async function boot(text: string, on?: { sim: Simulator; clock: ManualClock }): Promise<Stack> {
-  const clock = on?.clock ?? new ManualClock(START);
-  const sim = on?.sim ?? new Simulator({ clock, seed: 5 });
-  if (!on) await sim.listen('127.0.0.1', 0);
-  const cfg = parseConfig(text, {}, process.cwd());
-  useSimulator(cfg, sim.url);
-  const logs: Stack['logs'] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Stack['logs'][number]);
-      cb();
-    },
-  });
-  const app = await App.create({ config: cfg, log: createLogger('debug', sink), clock });
-  const samples = async () => parseExposition(await app.text());
-  return {
-    clock, sim, app, logs, config: cfg, samples,
-    async run(collector?: string) {
-      const result = await app.runner.run(collector ?? C);
-      return { result, samples: await samples() };
-    },
-    async close() {
-      await app.stop();
-      await sim.close();
-    },
-  };
+function boot(text: string, on?: { sim: Simulator; clock: ManualClock }): Promise<Stack> {
+  return startStack({ configText: text, start: START, seed: 5, on, collector: C });
 }
 
 async function stackWith(dir: string, flows: string, extra = ''): Promise<Stack> {

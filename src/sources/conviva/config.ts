@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkRunFits, duplicates, duration, name, schedule, secretPair } from '../../config/fields.js';
+import { checkRunFits, duplicates, duration, httpClientFields, name, schedule, secretPair } from '../../config/fields.js';
 import type { ResolveContext } from '../../engine/source.js';
 import { METRIC_PATHS, PATH_ALIASES } from './catalogue.js';
 import { filterCost } from './client.js';
@@ -99,13 +99,7 @@ const baseUrl = z
 
 export const convivaConfigSchema = z.strictObject({
   base_url: baseUrl,
-  ca_file: z.string().optional(),
-  connect_timeout: duration('5s'),
-  request_timeout: duration('20s'),
-  retries: z.number().int().min(0).max(10).default(3),
-  retry_base_delay: duration('500ms'),
-  retry_max_delay: duration('10s'),
-  concurrency: z.number().int().min(1).max(64).default(8),
+  ...httpClientFields({ concurrency: 8 }),
   realtime_requests_per_minute: z.number().int().min(1).default(500),
   /** Client-side limit of every Conviva request of every account together (Conviva: 3,000 per 5 minutes per IP address). */
   ip_requests_per_5_minutes: z.number().int().min(1).default(3000),

@@ -12,18 +12,9 @@ export interface DimensionSpec {
   values: string[];
 }
 
-/** 32-bit FNV-1a over a string, then mixed: a stable pseudo-random source. */
-export function hash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return (h >>> 0) / 0x1_0000_0000;
-}
+import { hash } from '../../simulator/hash.js';
+
+export { hash };
 
 function generated(prefix: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);

@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { httpSettings } from '../../config/fields.js';
 import { defineSource } from '../../engine/source.js';
 import { SELF_PREFIX } from '../../engine/self-metrics.js';
 import type { Collector } from '../../engine/collector.js';
@@ -91,18 +92,7 @@ export const conviva = defineSource<ConvivaRawConfig, ConvivaConfig, ConvivaSelf
   families: [...realtimeFamilies(), ...flowFamilies(), ...sessionFamilies()],
   selfMetrics: convivaSelfMetrics,
   build(config, services, self) {
-    const settings = (api: string) => ({
-      api,
-      baseUrl: config.base_url,
-      connectTimeoutMs: config.connect_timeout,
-      headersTimeoutMs: config.request_timeout,
-      bodyTimeoutMs: config.request_timeout,
-      maxRetries: config.retries,
-      retryBaseDelayMs: config.retry_base_delay,
-      retryMaxDelayMs: config.retry_max_delay,
-      concurrency: config.concurrency,
-      caFile: config.ca_file,
-    });
+    const settings = (api: string) => httpSettings(config, api, config.base_url);
     // Metrics V3 real time and DPI Flow real time spend one budget per account.
     const budget = (account: string) => services.budget(REALTIME_API, account, config.realtime_requests_per_minute);
     // Every request of every account and API also takes one from the per-IP limit.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkRunFits, duplicates, duration, name, schedule, secretPair } from '../../config/fields.js';
+import { checkRunFits, duplicates, duration, httpClientFields, name, schedule, secretPair } from '../../config/fields.js';
 import { explainCron } from '../../config/cron.js';
 import type { ResolveContext } from '../../engine/source.js';
 
@@ -45,14 +45,8 @@ export const invisionConfigSchema = z
     /** The InVision site, such as https://mydomain.com/invision; the exporter adds api/pub/v1/... */
     base_url: z.url({ error: 'must be an absolute http(s) URL' }),
     ...secretPair('api_key'),
-    ca_file: z.string().optional(),
-    connect_timeout: duration('5s'),
-    request_timeout: duration('20s'),
-    /** Retries of status reads (GET). A start (POST) is retried only when it provably never reached InVision. */
-    retries: z.number().int().min(0).max(10).default(3),
-    retry_base_delay: duration('500ms'),
-    retry_max_delay: duration('10s'),
-    concurrency: z.number().int().min(1).max(64).default(4),
+    // retries: of status reads (GET); a start (POST) is repeated only when it provably never reached InVision.
+    ...httpClientFields({ concurrency: 4 }),
     /** How often in-flight runs' status is read and due starts are made (the collector's schedule). */
     schedule: schedule('* * * * *'),
     timeout: duration('50s'),

@@ -4,19 +4,9 @@
  * Monitoring log, so tests can compute what the fake served from the seed, the runs and a time.
  */
 
-/** 32-bit FNV-1a over a string, then mixed: a stable pseudo-random source in [0, 1). */
-export function hash(s: string): number {
-  // The same function as the other fakes'; kept here so this source's folder stands alone.
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return (h >>> 0) / 0x1_0000_0000;
-}
+import { hash } from '../../simulator/hash.js';
+
+export { hash };
 
 export const RUN_STATUSES = ['Pending', 'Running', 'Succeeded', 'Failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];

@@ -1,3 +1,4 @@
+import { httpSettings } from '../../config/fields.js';
 import { defineSource } from '../../engine/source.js';
 import type { Collector } from '../../engine/collector.js';
 import { dataflowFamilies, MONITORING_EVENTS } from './catalogue.js';
@@ -14,24 +15,14 @@ export const invision = defineSource<InvisionRawConfig, InvisionConfig>({
   resolve: resolveInvisionConfig,
   families: [...dataflowFamilies(), MONITORING_EVENTS],
   build(config, services) {
-    const settings = {
-      baseUrl: config.base_url.replace(/\/+$/, ''),
-      connectTimeoutMs: config.connect_timeout,
-      headersTimeoutMs: config.request_timeout,
-      bodyTimeoutMs: config.request_timeout,
-      maxRetries: config.retries,
-      retryBaseDelayMs: config.retry_base_delay,
-      retryMaxDelayMs: config.retry_max_delay,
-      concurrency: config.concurrency,
-      caFile: config.ca_file,
-    };
-    const http = services.httpClient({ api: INVISION_API, ...settings });
+    const baseUrl = config.base_url.replace(/\/+$/, '');
+    const http = services.httpClient(httpSettings(config, INVISION_API, baseUrl));
     http.declareEndpoints([START_ENDPOINT, STATUS_ENDPOINT]);
     const collectors: Collector[] = [createDataflowCollector({ client: new InvisionClient(http, config.apiKey), config })];
     const m = config.monitoring;
     if (m.enabled && m.apiKey !== undefined) {
       // Its own client: its own key, and its requests and errors under their own `api` label.
-      const monitoringHttp = services.httpClient({ api: MONITORING_API, ...settings });
+      const monitoringHttp = services.httpClient(httpSettings(config, MONITORING_API, baseUrl));
       monitoringHttp.declareEndpoints([MONITORING_ENDPOINT]);
       collectors.push(createMonitoringCollector({
         client: new MonitoringClient(monitoringHttp, m.apiKey), config: m, maxSeriesPerMetric: config.max_series_per_metric, engine: services.engine, clock: services.clock,
