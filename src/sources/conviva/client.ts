@@ -71,30 +71,33 @@ abstract class AccountClient {
   }
 }
 
+/**
+ * A Metrics V3 custom-selection request (real time or historical, the same but for `window`): its
+ * path (group-by below it), its endpoint label and its query: the metrics in one-minute buckets,
+ * the filter, and with group-by the rows' limit and the metric they are ranked by.
+ */
+function selection(q: Omit<RealtimeQuery, 'minutes' | 'signal' | 'deadline'>, endpoint: string, groupByEndpoint: string, window: Record<string, number>) {
+  const query: Record<string, string | number | string[]> = { metric: [...q.metrics], ...window, granularity: 'PT1M' };
+  if (q.filter.filterId !== undefined) query.filter_id = q.filter.filterId;
+  for (const [dim, values] of Object.entries(q.filter.dimensions ?? {})) query[dim] = values;
+  for (const [tag, values] of Object.entries(q.filter.tags ?? {})) query[`tag_${tag}`] = values;
+  let path = `${INSIGHTS_PATH}/${endpoint}`;
+  if (!q.groupBy) return { path, endpoint, query };
+  path += `/group-by/${q.groupBy.split('/').map(encodeURIComponent).join('/')}`;
+  if (q.limit !== undefined) query.limit = q.limit;
+  if (q.sortBy) {
+    query.sort_by = q.sortBy;
+    query.order = 'desc';
+  }
+  return { path, endpoint: groupByEndpoint, query };
+}
+
 /** Conviva Metrics V3 for one account: paths, Basic auth, and that account's real-time budget. */
 export class ConvivaClient extends AccountClient {
 
   /** GET /insights/3.0/real-time-metrics/custom-selection[/group-by/{dim}] with PT1M buckets; returns the parsed JSON. */
   realtime(q: RealtimeQuery): Promise<unknown> {
-    const query: Record<string, string | number | string[]> = {
-      metric: [...q.metrics],
-      minutes: q.minutes,
-      granularity: 'PT1M',
-    };
-    if (q.filter.filterId !== undefined) query.filter_id = q.filter.filterId;
-    for (const [dim, values] of Object.entries(q.filter.dimensions ?? {})) query[dim] = values;
-    for (const [tag, values] of Object.entries(q.filter.tags ?? {})) query[`tag_${tag}`] = values;
-    let path = `${INSIGHTS_PATH}/${REALTIME_ENDPOINT}`;
-    let endpoint = REALTIME_ENDPOINT;
-    if (q.groupBy) {
-      path += `/group-by/${q.groupBy.split('/').map(encodeURIComponent).join('/')}`;
-      endpoint = REALTIME_GROUP_BY_ENDPOINT;
-      if (q.limit !== undefined) query.limit = q.limit;
-      if (q.sortBy) {
-        query.sort_by = q.sortBy;
-        query.order = 'desc';
-      }
-    }
+    const { path, endpoint, query } = selection(q, REALTIME_ENDPOINT, REALTIME_GROUP_BY_ENDPOINT, { minutes: q.minutes });
     return this.get(path, endpoint, query, q.signal, q.deadline, filterCost(q.filter));
   }
 }
@@ -147,26 +150,7 @@ export type HistoricalQuery = Omit<RealtimeQuery, 'minutes'> & { from: number; t
 export class ConvivaHistoryClient extends AccountClient {
   /** GET /insights/3.0/metrics/custom-selection[/group-by/{dim}] with granularity PT1M, start and end in epoch ms. */
   metrics(q: HistoricalQuery): Promise<unknown> {
-    const query: Record<string, string | number | string[]> = {
-      metric: [...q.metrics],
-      granularity: 'PT1M',
-      start_epoch_ms: q.from,
-      end_epoch_ms: q.to,
-    };
-    if (q.filter.filterId !== undefined) query.filter_id = q.filter.filterId;
-    for (const [dim, values] of Object.entries(q.filter.dimensions ?? {})) query[dim] = values;
-    for (const [tag, values] of Object.entries(q.filter.tags ?? {})) query[`tag_${tag}`] = values;
-    let path = `${INSIGHTS_PATH}/${HISTORICAL_ENDPOINT}`;
-    let endpoint = HISTORICAL_ENDPOINT;
-    if (q.groupBy) {
-      path += `/group-by/${q.groupBy.split('/').map(encodeURIComponent).join('/')}`;
-      endpoint = HISTORICAL_GROUP_BY_ENDPOINT;
-      if (q.limit !== undefined) query.limit = q.limit;
-      if (q.sortBy) {
-        query.sort_by = q.sortBy;
-        query.order = 'desc';
-      }
-    }
+    const { path, endpoint, query } = selection(q, HISTORICAL_ENDPOINT, HISTORICAL_GROUP_BY_ENDPOINT, { start_epoch_ms: q.from, end_epoch_ms: q.to });
     return this.get(path, endpoint, query, q.signal, q.deadline, filterCost(q.filter));
   }
 
