@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { explainCron, minIntervalMs } from './cron.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 import type { HttpClientSettings } from '../http/client.js';
 
 // Building blocks of every config block: durations, schedules, names, secrets.
@@ -45,16 +45,9 @@ export function checkRunFits(o: { schedule: string; timeout: number }, ctx: z.Re
     ctx.addIssue({
       code: 'custom',
       path: ['timeout'],
-      message: `must be shorter than the shortest interval of schedule "${o.schedule}" (${formatMs(interval)}): a run must end before the next one is due`,
+      message: `must be shorter than the shortest interval of schedule "${o.schedule}" (${formatDuration(interval)}): a run must end before the next one is due`,
     });
   }
-}
-
-function formatMs(ms: number): string {
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
 }
 
 const LABEL_SAFE = /^[A-Za-z0-9_.:-]+$/;

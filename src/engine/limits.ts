@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { formatDuration } from '../config/duration.js';
 import { SELF_PREFIX } from './self-metrics.js';
 
 // Limits shared by every transport (HTTP today, SFTP later): a per-account request budget, a
@@ -68,29 +69,61 @@ export interface Budget {
   forget(): void;
 }
 
+/** What both kinds of budget share: their series (at 0 from the start), refusing, waiting, forgetting. */
+abstract class BudgetBase {
+  constructor(
+    readonly api: string,
+    readonly account: string,
+    private readonly metrics: BudgetMetrics | undefined,
+    /** The limit as the refusal's message states it ("500/min", "3000 per 5m"). */
+    private readonly limit: string,
+  ) {
+    // Known series exist from the start, so alerts and panels see 0 rather than nothing.
+    metrics?.wait.inc({ api, account }, 0);
+    metrics?.exhausted.inc({ api, account }, 0);
+  }
+
+  /** Removes this budget's series (it is no longer configured). */
+  forget(): void {
+    this.metrics?.wait.remove({ api: this.api, account: this.account });
+    this.metrics?.exhausted.remove({ api: this.api, account: this.account });
+  }
+
+  /** The refusal of a request whose room would come after its deadline, counted. */
+  protected exhausted(endpoint: string): BudgetExhaustedError {
+    this.metrics?.exhausted.inc({ api: this.api, account: this.account });
+    return new BudgetExhaustedError(this.api, this.account, endpoint, this.limit);
+  }
+
+  /** Waits `ms` for room (already reserved), counted; returns `ms`. */
+  protected async wait(ms: number, signal?: AbortSignal): Promise<number> {
+    await sleep(ms, signal);
+    this.metrics?.wait.inc({ api: this.api, account: this.account }, ms / 1000);
+    return ms;
+  }
+}
+
 /**
  * Client-side request budget: a token bucket of `perMinute` units refilled continuously, so the
  * exporter stays under the upstream's per-account limit before the upstream has to say 429. A
  * request takes `cost` units (an upstream may count a request with 5 filters as 5).
  */
-export class RequestBudget implements Budget {
+export class RequestBudget extends BudgetBase implements Budget {
   private tokens: number;
   private last: number;
   private readonly ratePerMs: number;
 
   constructor(
-    readonly api: string,
-    readonly account: string,
+    api: string,
+    account: string,
     readonly perMinute: number,
     private readonly now: () => number = Date.now,
-    private readonly metrics?: BudgetMetrics,
+    metrics?: BudgetMetrics,
   ) {
+    super(api, account, metrics, `${perMinute}/min`);
     this.tokens = perMinute;
     this.last = this.now();
     this.ratePerMs = perMinute / 60_000;
-    // Known series exist from the start, so alerts and panels see 0 rather than nothing.
-    metrics?.wait.inc({ api, account }, 0);
-    metrics?.exhausted.inc({ api, account }, 0);
   }
 
   /**
@@ -106,21 +139,10 @@ export class RequestBudget implements Budget {
       return 0;
     }
     const waitMs = Math.ceil((need - this.tokens) / this.ratePerMs);
-    if (this.now() + waitMs > deadline) {
-      this.metrics?.exhausted.inc({ api: this.api, account: this.account });
-      throw new BudgetExhaustedError(this.api, this.account, endpoint, `${this.perMinute}/min`);
-    }
+    if (this.now() + waitMs > deadline) throw this.exhausted(endpoint);
     // Reserve the units now so concurrent callers queue behind each other instead of all waking at once.
     this.tokens -= need;
-    await sleep(waitMs, signal);
-    this.metrics?.wait.inc({ api: this.api, account: this.account }, waitMs / 1000);
-    return waitMs;
-  }
-
-  /** Removes this budget's series (the account is no longer configured). */
-  forget(): void {
-    this.metrics?.wait.remove({ api: this.api, account: this.account });
-    this.metrics?.exhausted.remove({ api: this.api, account: this.account });
+    return this.wait(waitMs, signal);
   }
 
   private refill(): void {
@@ -136,7 +158,7 @@ export class RequestBudget implements Budget {
  * times; a token bucket would let twice as many through in its worst window). For limits stated
  * as "N requests per W", such as 3,000 requests per 5 minutes per IP address.
  */
-export class WindowBudget implements Budget {
+export class WindowBudget extends BudgetBase implements Budget {
   /** Send times of the last `max` requests (past, or reserved by a waiter), in order; a ring. */
   private readonly sent: Float64Array;
   /** Where the next send time goes; once the ring is full, also the oldest of the last `max`. */
@@ -145,17 +167,16 @@ export class WindowBudget implements Budget {
   private last: number;
 
   constructor(
-    readonly api: string,
-    readonly account: string,
+    api: string,
+    account: string,
     readonly max: number,
     readonly windowMs: number,
     private readonly now: () => number = Date.now,
-    private readonly metrics?: BudgetMetrics,
+    metrics?: BudgetMetrics,
   ) {
+    super(api, account, metrics, `${max} per ${formatDuration(windowMs)}`);
     this.sent = new Float64Array(max);
     this.last = this.now();
-    metrics?.wait.inc({ api, account }, 0);
-    metrics?.exhausted.inc({ api, account }, 0);
   }
 
   /**
@@ -170,24 +191,12 @@ export class WindowBudget implements Budget {
     // `newest` keeps the ring in order; with a clock that only goes forward it never decides.
     const at = Math.max(now, oldest + this.windowMs, newest);
     const waitMs = Math.ceil(at - now);
-    if (waitMs > 0 && now + waitMs > deadline) {
-      this.metrics?.exhausted.inc({ api: this.api, account: this.account });
-      throw new BudgetExhaustedError(this.api, this.account, endpoint, `${this.max} per ${formatWindow(this.windowMs)}`);
-    }
+    if (waitMs > 0 && now + waitMs > deadline) throw this.exhausted(endpoint);
     // Reserve the send time now so concurrent callers queue behind each other.
     this.sent[this.next] = at;
     this.next = (this.next + 1) % this.max;
     this.count = Math.min(this.count + 1, this.max);
-    if (waitMs <= 0) return 0;
-    await sleep(waitMs, signal);
-    this.metrics?.wait.inc({ api: this.api, account: this.account }, waitMs / 1000);
-    return waitMs;
-  }
-
-  /** Removes this budget's series (it is no longer configured). */
-  forget(): void {
-    this.metrics?.wait.remove({ api: this.api, account: this.account });
-    this.metrics?.exhausted.remove({ api: this.api, account: this.account });
+    return waitMs <= 0 ? 0 : this.wait(waitMs, signal);
   }
 
   /**
@@ -204,13 +213,6 @@ export class WindowBudget implements Budget {
     this.last = now;
     return now;
   }
-}
-
-function formatWindow(ms: number): string {
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
 }
 
 /** Caps how many requests run at once; waiters are served first come, first served. */
