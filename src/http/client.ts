@@ -99,6 +99,15 @@ export class HttpClient {
     }
   }
 
+  /**
+   * An answer that is valid JSON but not of the shape the source expects: counted in
+   * parse_errors_total like unreadable JSON, and returned (to throw) as UPSTREAM_MALFORMED.
+   */
+  malformed(endpoint: string, why: string): UpstreamError {
+    this.o.parseErrors.inc({ api: this.o.api, endpoint });
+    return new UpstreamError('UPSTREAM_MALFORMED', `${this.o.api} ${endpoint}: ${why}`, { api: this.o.api, endpoint });
+  }
+
   /** Sends a request and parses a JSON answer; throws UpstreamError for anything but a 2xx JSON body. */
   async json(opts: RequestOptions): Promise<JsonResponse> {
     const { status, text } = await this.send(opts);

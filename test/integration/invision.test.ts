@@ -164,6 +164,55 @@ describe('InVision data flows against the simulator', () => {
     expect(value(samples, 'invision_dataflow_runs_total', ls('df-hourly-sales', 'hourly-sales', { result: 'succeeded' }))).toBe(1);
   });
 
+  it('a run InVision answers 404 for is followed for unknown_run_after, then given up: counted lost, the flow starts again', async () => {
+    const dir = tempDir();
+    const handover = join(dir, 'handover');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(handover);
+    stack = await stackWith(dir, '      - { id: df-hourly-sales, name: hourly-sales, schedule: "* * * * *", timeout: 5m }', `    handover_dir: ${handover}\n    unknown_run_after: 3m`);
+    const s = stack;
+    const flow = ls('df-hourly-sales', 'hourly-sales');
+    await s.run();
+    // A scheduler hands over a run id InVision never heard of (a typo, a purged run).
+    writeFileSync(join(handover, 'typo.json'), JSON.stringify({ dataflow_id: 'df-hourly-sales', run_id: 'no-such-run' }));
+    let { samples, result } = await s.run();
+    expect(result).toBe('failure');
+    expect(value(samples, 'invision_dataflow_runs_in_progress', flow)).toBe(1);
+    // While it is followed, the flow's ticks are skipped (allow_overlap off), and every poll fails.
+    for (let i = 0; i < 2; i++) {
+      s.clock.advance(MINUTE);
+      ({ samples, result } = await s.run());
+      expect(result).toBe('failure');
+    }
+    expect(value(samples, 'invision_dataflow_starts_skipped_total', flow)).toBe(2);
+    expect(value(samples, 'invision_dataflow_runs_lost_total', flow)).toBe(0);
+    expect(fake(s.sim).runs()).toHaveLength(0);
+    // Three minutes of 404s: given up, not counted as ended; the same poll starts the tick's run.
+    s.clock.advance(MINUTE);
+    ({ samples, result } = await s.run());
+    expect(result).toBe('failure'); // this poll's read of it was a 404 all the same
+    expect(value(samples, 'invision_dataflow_runs_lost_total', flow)).toBe(1);
+    expect(value(samples, 'invision_dataflow_runs_total', { ...flow, result: 'succeeded' })).toBe(0);
+    expect(value(samples, 'invision_dataflow_runs_total', { ...flow, result: 'failed' })).toBe(0);
+    expect(fake(s.sim).runs()).toHaveLength(1);
+    expect(value(samples, 'invision_dataflow_run_status', { ...flow, status: 'pending' })).toBe(1);
+    expect(s.logs.filter((l) => l.msg?.startsWith('InVision does not know the data flow run'))).toHaveLength(1);
+    // Handed over again: not followed again (remembered as given up).
+    writeFileSync(join(handover, 'again.json'), JSON.stringify({ dataflow_id: 'df-hourly-sales', run_id: 'no-such-run' }));
+    s.clock.advance(20_000);
+    ({ samples, result } = await s.run());
+    expect(result).toBe('success');
+    expect(s.sim.requests.filter((r) => r.path.includes('/runs/no-such-run/')).length).toBe(4);
+    // A status answer of the wrong shape is an error and a parse error; the run is kept.
+    s.sim.faults.set([{ kind: 'body', status: 200, body: '{"runId":"x","status":"Done"}', match: '/status' }]);
+    s.clock.advance(20_000);
+    ({ samples, result } = await s.run());
+    expect(result).toBe('failure');
+    const parseErrors = { api: 'invision', endpoint: 'api/pub/v1/dataflows/{dataflowId}/runs/{runId}/status' };
+    expect(value(samples, 'conviva_exporter_parse_errors_total', parseErrors)).toBe(1);
+    expect(value(samples, 'invision_dataflow_runs_in_progress', flow)).toBe(1);
+  });
+
   it('follows a run handed over through the folder, once, and refuses an unreadable file', async () => {
     const dir = tempDir();
     const handover = join(dir, 'handover');

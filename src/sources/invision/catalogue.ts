@@ -14,8 +14,8 @@ function family(name: string, type: 'gauge' | 'counter', unit: string, source: s
 
 /** The latest run's status as a state set: exactly one status is 1. */
 export const RUN_STATUS = family('invision_dataflow_run_status', 'gauge', 'state', STATUS,
-  `Status of the data flow's latest run, as a state set: 1 for its status (pending, running, succeeded, failed, or stuck: still pending or running past the flow's timeout), 0 for the others. ${FOLLOWED}.`, ['status']);
-export const RUN_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'stuck'] as const;
+  `Status of the data flow's latest run, as a state set: 1 for its status (pending, running, succeeded, failed; stuck: still pending or running past the flow's timeout; lost: InVision answered 404 for it for unknown_run_after, no longer followed), 0 for the others. ${FOLLOWED}.`, ['status']);
+export const RUN_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'stuck', 'lost'] as const;
 export const RUNS_TOTAL = family('invision_dataflow_runs_total', 'counter', 'count', STATUS,
   `Runs that ended, by result (succeeded, failed), each counted once when first seen ended. ${FOLLOWED}.`, ['result']);
 export const RUN_DURATION = defineFamily({
@@ -31,6 +31,8 @@ export const RUN_DURATION = defineFamily({
 export const LAST_DURATION = family('invision_dataflow_last_run_duration_seconds', 'gauge', 'seconds', STATUS, 'Duration of the latest ended run (as invision_dataflow_run_duration_seconds).');
 export const LAST_SUCCESS = family('invision_dataflow_last_success_timestamp_seconds', 'gauge', 'seconds', STATUS, 'When the exporter first saw the latest successful run ended (Unix time).');
 export const LAST_START = family('invision_dataflow_last_run_start_timestamp_seconds', 'gauge', 'seconds', START, 'When the latest run started: the start the exporter made, or its first sighting of a handed-over run (Unix time).');
+export const RUNS_LOST = family('invision_dataflow_runs_lost_total', 'counter', 'count', STATUS,
+  'Runs given up without an end: their status read answered 404 (InVision does not know the run) without a break for unknown_run_after. Not in runs_total; the flow\'s scheduled starts go on.');
 export const IN_PROGRESS = family('invision_dataflow_runs_in_progress', 'gauge', 'count', STATUS, `Runs of the data flow still pending or running. ${FOLLOWED}.`);
 export const STUCK = family('invision_dataflow_runs_stuck', 'gauge', 'count', STATUS, "Runs still pending or running past the flow's timeout (still followed: one that ends later is counted then).");
 export const STARTS_TOTAL = family('invision_dataflow_starts_total', 'counter', 'count', START, 'Runs the exporter started on the flow\'s schedule (InVision answered with a run id).');
@@ -50,5 +52,5 @@ export const MONITORING_EVENTS = defineFamily({
 });
 
 export function dataflowFamilies(): FamilyDef[] {
-  return [RUN_STATUS, RUNS_TOTAL, RUN_DURATION, LAST_DURATION, LAST_SUCCESS, LAST_START, IN_PROGRESS, STUCK, STARTS_TOTAL, STARTS_SKIPPED, START_FAILURES, EXPECTED_INTERVAL];
+  return [RUN_STATUS, RUNS_TOTAL, RUNS_LOST, RUN_DURATION, LAST_DURATION, LAST_SUCCESS, LAST_START, IN_PROGRESS, STUCK, STARTS_TOTAL, STARTS_SKIPPED, START_FAILURES, EXPECTED_INTERVAL];
 }

@@ -11,14 +11,18 @@ export const MONITORING_ENDPOINT = 'api/v1/monitoring';
 export type RunStatus = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 const STATUSES = new Set<string>(['Pending', 'Running', 'Succeeded', 'Failed']);
 
-/** A start or status answer: `{"runId": "...", "status": "..."}`. */
-export function parseRunAnswer(body: unknown, endpoint: string): { runId: string; status: RunStatus } {
+/** A start or status answer: `{"runId": "...", "status": "..."}`; undefined when it is not of that shape. */
+export function parseRunAnswer(body: unknown): { runId: string; status: RunStatus } | undefined {
   const b = body as { runId?: unknown; status?: unknown } | null;
   // A run id goes back into a URL path: only ids that survive that as they are (not `.` or `..`).
   if (!b || typeof b !== 'object' || typeof b.runId !== 'string' || !/^[A-Za-z0-9_.:-]{1,200}$/.test(b.runId) || /^\.+$/.test(b.runId) || typeof b.status !== 'string' || !STATUSES.has(b.status)) {
-    throw new UpstreamError('UPSTREAM_MALFORMED', `${INVISION_API} ${endpoint}: answer without a runId and a known status`, { api: INVISION_API, endpoint });
+    return undefined;
   }
   return { runId: b.runId, status: b.status as RunStatus };
+}
+
+function throwMalformed(http: Pick<HttpClient, 'malformed'>, endpoint: string): never {
+  throw http.malformed(endpoint, 'answer without a runId and a known status');
 }
 
 /** Network errors of a request that provably never reached the server: no connection was made. */
@@ -41,13 +45,16 @@ export class InvisionClient {
   /** POST api/pub/v1/dataflows/{id}/start (never await=true: a run can take hours). Not retried by the HTTP client. */
   async start(dataflowId: string, signal: AbortSignal, deadline: number): Promise<{ runId: string; status: RunStatus }> {
     const res = await this.http.json({ method: 'POST', path: `/api/pub/v1/dataflows/${encodeURIComponent(dataflowId)}/start`, endpoint: START_ENDPOINT, headers: { 'x-api-key': this.apiKey }, signal, deadline });
-    return parseRunAnswer(res.body, START_ENDPOINT);
+    return parseRunAnswer(res.body) ?? throwMalformed(this.http, START_ENDPOINT);
   }
 
   /** GET api/pub/v1/dataflows/{id}/runs/{runId}/status. */
   async status(dataflowId: string, runId: string, signal: AbortSignal, deadline: number): Promise<{ runId: string; status: RunStatus }> {
     const res = await this.http.json({ path: `/api/pub/v1/dataflows/${encodeURIComponent(dataflowId)}/runs/${encodeURIComponent(runId)}/status`, endpoint: STATUS_ENDPOINT, headers: { 'x-api-key': this.apiKey }, signal, deadline });
-    return parseRunAnswer(res.body, STATUS_ENDPOINT);
+    const answer = parseRunAnswer(res.body) ?? throwMalformed(this.http, STATUS_ENDPOINT);
+    // An answer about another run says nothing of this one: as unreadable as a broken one.
+    if (answer.runId !== runId) throw this.http.malformed(STATUS_ENDPOINT, `status of run ${runId} answered for another run`);
+    return answer;
   }
 }
 
@@ -139,6 +146,7 @@ export class MonitoringClient {
       signal,
       deadline,
     });
+    if (!Array.isArray(res.body)) throw this.http.malformed(MONITORING_ENDPOINT, 'answer is not an array of rows');
     return res.body;
   }
 }

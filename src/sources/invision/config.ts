@@ -52,6 +52,8 @@ export const invisionConfigSchema = z
     timeout: duration('50s'),
     /** A schedule tick missed by up to this long (the exporter down, a run of the collector late) is still started. */
     start_grace: duration('10m'),
+    /** A run whose status InVision answers 404 (no such run) without a break for this long is given up (runs_lost_total). */
+    unknown_run_after: duration('30m'),
     /** Start a flow on its schedule even while its previous run is still in flight. */
     allow_overlap: z.boolean().default(false),
     /** Time zone of the data flows' schedules (IANA name). */
@@ -87,6 +89,7 @@ export function resolveInvisionConfig(c: InvisionRawConfig, ctx: ResolveContext)
   c.dataflows.forEach((f, i) => {
     if (f.timeout <= 0) ctx.problem(`${ctx.at}.dataflows[${i}].timeout`, 'must be longer than 0s');
   });
+  if (c.unknown_run_after < 60_000) ctx.problem(`${ctx.at}.unknown_run_after`, 'must be at least 1m (a 404 right after a start may be InVision catching up)');
   if (c.start_grace < 60_000) ctx.problem(`${ctx.at}.start_grace`, 'must be at least 1m (ticks are whole minutes)');
   const { api_key: _mk, api_key_file: _mf, ...mon } = m;
   return { ...rest, apiKey, ca_file: c.ca_file === undefined ? undefined : ctx.path(c.ca_file), handover_dir: c.handover_dir === undefined ? undefined : ctx.path(c.handover_dir), monitoring: { ...mon, apiKey: monitoringKey } };

@@ -4,10 +4,10 @@ import { HistogramCounts } from '../../engine/histogram.js';
 import { sleep } from '../../engine/limits.js';
 import { UpstreamError } from '../../http/errors.js';
 import {
-  EXPECTED_INTERVAL, IN_PROGRESS, LAST_DURATION, LAST_START, LAST_SUCCESS, RUN_DURATION, RUN_STATUS, RUN_STATUSES, RUNS_TOTAL,
+  EXPECTED_INTERVAL, IN_PROGRESS, LAST_DURATION, LAST_START, LAST_SUCCESS, RUN_DURATION, RUN_STATUS, RUN_STATUSES, RUNS_LOST, RUNS_TOTAL,
   START_FAILURE_REASONS, START_FAILURES, STARTS_SKIPPED, STARTS_TOTAL, STUCK, dataflowFamilies,
 } from './catalogue.js';
-import { INVISION_API, neverReached, STATUS_ENDPOINT, type InvisionClient, type RunStatus } from './client.js';
+import { neverReached, type InvisionClient, type RunStatus } from './client.js';
 import type { DataflowConfig, InvisionConfig } from './config.js';
 import { readHandovers, type Handover } from './handover.js';
 
@@ -32,6 +32,8 @@ interface Run {
   startedAt: number;
   origin: 'started' | 'handover';
   status: RunStatus;
+  /** Since when every status read answered 404 (InVision does not know the run); cleared by any answer. */
+  unknownSince?: number;
 }
 
 /** What the exporter knows of one data flow. */
@@ -41,6 +43,8 @@ interface FlowState {
   /** The latest run: its id, status as shown, and start. */
   latest?: { runId: string; status: Shown; startedAt: number };
   runs: { succeeded: number; failed: number };
+  /** Runs given up: 404 for unknown_run_after. */
+  lost: number;
   starts: number;
   skipped: number;
   failures: Record<Reason, number>;
@@ -67,7 +71,7 @@ export interface DataflowDeps {
 }
 
 function newFlow(): FlowState {
-  return { runs: { succeeded: 0, failed: 0 }, starts: 0, skipped: 0, failures: { status: 0, timeout: 0, network: 0, unknown: 0 }, duration: HistogramCounts.of(RUN_DURATION) };
+  return { runs: { succeeded: 0, failed: 0 }, lost: 0, starts: 0, skipped: 0, failures: { status: 0, timeout: 0, network: 0, unknown: 0 }, duration: HistogramCounts.of(RUN_DURATION) };
 }
 
 /** Whether a cron expression fires in the minute starting at `t` (in the configured time zone). */
@@ -220,15 +224,25 @@ export function createDataflowCollector(deps: DataflowDeps): Collector {
       const a = answers[i]!;
       if (a.status === 'rejected') {
         errors.push(a.reason);
-        still.push(run);
+        if (!(a.reason instanceof UpstreamError && a.reason.code === 'UPSTREAM_STATUS' && a.reason.status === 404)) {
+          still.push(run);
+          return;
+        }
+        // InVision does not know the run (a wrong handed-over id, its history purged, the flow
+        // deleted): followed for unknown_run_after, then given up, so it does not block the flow's
+        // starts (allow_overlap off) nor fail every poll forever.
+        run.unknownSince ??= ctx.now;
+        if (ctx.now - run.unknownSince < config.unknown_run_after) {
+          still.push(run);
+          return;
+        }
+        st.lost++;
+        ended.push(`${run.flowId}\u0000${run.runId}`);
+        if (st.latest?.runId === run.runId) st.latest = { ...st.latest, status: 'lost' };
+        ctx.log.error({ flowId: f.id, flow: f.name, runId: run.runId, since: new Date(run.unknownSince).toISOString() }, 'InVision does not know the data flow run (404 on every status read): given up, not counted as ended');
         return;
       }
-      if (a.value.runId !== run.runId) {
-        // An answer about another run says nothing of this one: kept, and the answer counted as an error.
-        errors.push(new UpstreamError('UPSTREAM_MALFORMED', `${INVISION_API} status of run ${run.runId} answered for run ${a.value.runId}`, { api: INVISION_API, endpoint: STATUS_ENDPOINT }));
-        still.push(run);
-        return;
-      }
+      delete run.unknownSince;
       run.status = a.value.status;
       if (run.status === 'Succeeded' || run.status === 'Failed') {
         // Never negative, also when the clock stepped back since the start.
@@ -262,6 +276,7 @@ export function createDataflowCollector(deps: DataflowDeps): Collector {
       }
       s.add(RUNS_TOTAL, [...l, 'succeeded'], st.runs.succeeded);
       s.add(RUNS_TOTAL, [...l, 'failed'], st.runs.failed);
+      s.add(RUNS_LOST, l, st.lost);
       s.addHistogram(RUN_DURATION, l, st.duration);
       if (st.lastDuration !== undefined) s.add(LAST_DURATION, l, st.lastDuration);
       if (st.lastSuccess !== undefined) s.add(LAST_SUCCESS, l, st.lastSuccess / 1000);
@@ -348,6 +363,7 @@ export function createDataflowCollector(deps: DataflowDeps): Collector {
       st.lastTick = num(c.lastTick);
       const runs = c.runs as Record<string, unknown> | undefined;
       st.runs = { succeeded: num(runs?.succeeded) ?? 0, failed: num(runs?.failed) ?? 0 };
+      st.lost = num(c.lost) ?? 0;
       st.starts = num(c.starts) ?? 0;
       st.skipped = num(c.skipped) ?? 0;
       const failures = c.failures as Record<string, unknown> | undefined;
@@ -367,6 +383,7 @@ export function createDataflowCollector(deps: DataflowDeps): Collector {
       const x = r as Record<string, unknown> | null;
       return !!x && typeof x.flowId === 'string' && flows.has(x.flowId) && typeof x.runId === 'string' && num(x.startedAt) !== undefined && (x.origin === 'started' || x.origin === 'handover') && statuses.has(x.status as string);
     });
+    for (const r of inflight) if (num(r.unknownSince) === undefined) delete r.unknownSince;
     ended = (Array.isArray(s.ended) ? s.ended : []).filter((e): e is string => typeof e === 'string').slice(-ENDED_KEPT);
     const carried = (Array.isArray(s.intents) ? s.intents : []).filter((i): i is Intent => {
       const x = i as Record<string, unknown> | null;
