@@ -203,6 +203,7 @@ describe('InVision data flows against the simulator', () => {
     ({ samples, result } = await s.run());
     expect(result).toBe('success');
     expect(s.sim.requests.filter((r) => r.path.includes('/runs/no-such-run/')).length).toBe(4);
+    expect(value(samples, 'invision_dataflow_runs_lost_total', flow)).toBe(1);
     // A status answer of the wrong shape is an error and a parse error; the run is kept.
     s.sim.faults.set([{ kind: 'body', status: 200, body: '{"runId":"x","status":"Done"}', match: '/status' }]);
     s.clock.advance(20_000);
