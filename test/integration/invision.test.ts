@@ -214,6 +214,68 @@ describe('InVision data flows against the simulator', () => {
     expect(value(samples, 'invision_dataflow_runs_in_progress', flow)).toBe(1);
   });
 
+  it("a long run's series stay while it runs, longer than the engine's staleness, also while InVision does not answer", async () => {
+    const dir = tempDir();
+    stack = await boot(config(dir, '      - { id: df-nightly-load, name: nightly-load, schedule: "* * * * *", timeout: 1h }').replace('staleness: 30m', 'staleness: 2m'));
+    const s = stack;
+    const flow = ls('df-nightly-load', 'nightly-load');
+    fake(s.sim).setFlow('df-nightly-load', { pendingMs: 1000, runningMs: 12 * MINUTE, failureShare: 0, stuckShare: 0 });
+    await s.run();
+    s.clock.advance(MINUTE);
+    await s.run(); // started
+    for (let i = 1; i <= 10; i++) {
+      s.clock.advance(MINUTE);
+      // Minutes 5 to 8: every status read fails (longer than the 2m staleness).
+      if (i === 5) s.sim.faults.set([{ kind: 'status', status: 503, match: '/status' }]);
+      if (i === 9) s.sim.faults.clear();
+      const { samples } = await s.run();
+      expect(value(samples, 'invision_dataflow_runs_in_progress', flow), `minute ${i}`).toBe(1);
+      expect(value(samples, 'invision_dataflow_run_status', { ...flow, status: 'running' }), `minute ${i}`).toBe(1);
+      expect(value(samples, 'invision_dataflow_last_run_start_timestamp_seconds', flow), `minute ${i}`).toBe((START + MINUTE) / 1000);
+      expect(value(samples, 'invision_dataflow_runs_total', { ...flow, result: 'succeeded' }), `minute ${i}`).toBe(0);
+    }
+    s.clock.advance(3 * MINUTE); // 14 minutes after the start: it ended 12 minutes in
+    const { samples } = await s.run();
+    expect(value(samples, 'invision_dataflow_runs_total', { ...flow, result: 'succeeded' })).toBe(1);
+  });
+
+  it('a corrupt state file, or InVision state of the wrong shape, is logged and the exporter starts clean; it never crashes', async () => {
+    const dir = tempDir();
+    const statePath = join(dir, 'state.json');
+    const flows = '      - { id: df-hourly-sales, name: hourly-sales, schedule: "* * * * *", timeout: 5m }';
+    const flow = ls('df-hourly-sales', 'hourly-sales');
+    // Cut short mid-write (by a disk full, say): kept aside as .corrupt, a clean start.
+    writeFileSync(statePath, '{"version": 2, "collectors": {"invision_dataflows": {"version": 1, "state": {"flows": {"df-hourly-sales": {"runs": {"succ');
+    stack = await stackWith(dir, flows);
+    let s = stack;
+    expect(s.logs.filter((l) => l.msg === 'state file unreadable: starting without it')).toHaveLength(1);
+    expect(readdirSync(dir)).toContain('state.json.corrupt');
+    let { samples, result } = await s.run();
+    expect(result).toBe('success');
+    expect(value(samples, 'invision_dataflow_runs_total', { ...flow, result: 'succeeded' })).toBe(0);
+    await s.close();
+    // Valid JSON, but every field of the collector's state of the wrong type: read defensively.
+    writeFileSync(statePath, JSON.stringify({ version: 2, collectors: { [C]: { version: 1, state: {
+      flows: { 'df-hourly-sales': { lastTick: 'soon', runs: { succeeded: -3, failed: 'x' }, duration: [1, 2], latest: { runId: 7 } }, 'df-gone': 5 },
+      inflight: [{ flowId: 'df-hourly-sales', runId: 5, startedAt: 'now' }, null, 'x', { flowId: 'df-hourly-sales', runId: 'r-ok', startedAt: START, origin: 'started', status: 'Queued' }],
+      intents: [{ flowId: 3 }, null],
+      ended: 'all',
+    } } } }));
+    stack = await stackWith(dir, flows);
+    s = stack;
+    ({ samples, result } = await s.run());
+    expect(result).toBe('success');
+    expect(value(samples, 'invision_dataflow_runs_total', { ...flow, result: 'succeeded' })).toBe(0);
+    expect(value(samples, 'invision_dataflow_runs_total', { ...flow, result: 'failed' })).toBe(0);
+    expect(value(samples, 'invision_dataflow_runs_in_progress', flow)).toBe(0);
+    expect(value(samples, 'invision_dataflow_start_failures_total', { ...flow, reason: 'unknown' })).toBe(0);
+    // And it works from there: the next tick starts a run.
+    s.clock.advance(MINUTE);
+    ({ samples } = await s.run());
+    expect(fake(s.sim).runs()).toHaveLength(1);
+    expect(value(samples, 'invision_dataflow_runs_in_progress', flow)).toBe(1);
+  });
+
   it('follows a run handed over through the folder, once, and refuses an unreadable file', async () => {
     const dir = tempDir();
     const handover = join(dir, 'handover');
