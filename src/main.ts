@@ -50,9 +50,10 @@ async function simulate(argv: string[]): Promise<number> {
     seed: Number(values.seed),
     dimensionCardinality: Number(values.cardinality),
     faults: values.faults ? parseFaults(JSON.parse(values.faults)) : undefined,
+    sftp: 'embedded',
   });
   const url = await sim.listen(addr.host || '127.0.0.1', addr.port);
-  console.error(JSON.stringify({ level: 'info', msg: 'simulator listening', url, sources: [...sim.fakes.keys()], admin: `${url}/_admin/faults` }));
+  console.error(JSON.stringify({ level: 'info', msg: 'simulator listening', url, sftp: sim.endpoints.sftp, sources: [...sim.fakes.keys()], admin: `${url}/_admin/faults` }));
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
@@ -101,7 +102,8 @@ async function main(argv: string[]): Promise<number> {
   const env: Record<string, string | undefined> = { ...process.env };
   if (values.demo) {
     const { Simulator } = await import('./simulator/server.js');
-    sim = new Simulator({});
+    // Its own SFTP server too: some sources read their results over SFTP.
+    sim = new Simulator({ sftp: 'embedded' });
     env.SIMULATOR_URL = await sim.listen('127.0.0.1', 0);
   }
   const load = (): Config => {
@@ -110,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
     if (sim) {
       for (const source of SOURCES) {
         const block = cfg.sources[source.name];
-        if (block !== undefined) cfg.sources[source.name] = source.useSimulator(block, sim.url);
+        if (block !== undefined) cfg.sources[source.name] = source.useSimulator(block, sim.endpoints);
       }
     }
     return cfg;

@@ -32,6 +32,14 @@ export class HistogramCounts implements HistogramValue {
     return true;
   }
 
+  /** Adds another series' observations (same bounds): a batch counted apart, then taken in whole. */
+  merge(other: HistogramValue): void {
+    if (other.counts.length !== this.counts.length) throw new Error('histograms of different buckets cannot be merged');
+    other.counts.forEach((c, i) => (this.counts[i]! += c));
+    this.sum += other.sum;
+    this.count += other.count;
+  }
+
   toJSON(): HistogramValue {
     return { counts: [...this.counts], sum: this.sum, count: this.count };
   }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { HttpClient, HttpClientSettings } from '../http/client.js';
-import type { Fake, FakeOptions } from '../simulator/fake.js';
+import type { Fake, FakeOptions, SimulatorEndpoints } from '../simulator/fake.js';
 import type { Clock } from './clock.js';
 import type { Collector } from './collector.js';
 import type { FamilyDef } from './family.js';
@@ -66,8 +66,8 @@ export interface SourceDef<Raw = unknown, Resolved = unknown, Self = unknown> {
   build(config: Resolved, services: SourceServices, self: Self): Collector[];
   /** Its fake upstream, mounted by the simulator. */
   fake(options: FakeOptions): Fake;
-  /** The config pointed at the simulator at `url` (demo mode and tests). */
-  useSimulator(config: Resolved, url: string): Resolved;
+  /** The config pointed at the simulator (demo mode and tests): its HTTP base URL, and its SFTP server when it has one. */
+  useSimulator(config: Resolved, sim: SimulatorEndpoints): Resolved;
 }
 
 /** Defines a source, keeping its config types together. */

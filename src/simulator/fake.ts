@@ -9,6 +9,28 @@ export interface FakeOptions {
   cardinality: number;
   /** Whether data is revised after it settled, as real upstreams do (default true). */
   lateRevisions?: boolean;
+  /**
+   * A folder the fake may write files into (query results), served over SFTP as the
+   * login's home: by the simulator's own SFTP server, or by a real sshd whose chroot it is.
+   */
+  filesDir: string;
+}
+
+/** The SFTP server that serves the simulator's files folder. */
+export interface SftpEndpoint {
+  host: string;
+  port: number;
+  username: string;
+  /** `SHA256:...`, as `ssh-keygen -l` prints the host key's fingerprint. */
+  fingerprint: string;
+  password?: string;
+  privateKeyPath?: string;
+}
+
+/** Where a source finds its fake: the HTTP base URL, and the SFTP server when there is one. */
+export interface SimulatorEndpoints {
+  url: string;
+  sftp?: SftpEndpoint;
 }
 
 /** One source's fake upstream: routes on the simulator's server, behind its fault switches. */

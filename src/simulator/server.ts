@@ -1,11 +1,15 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { systemClock, type Clock } from '../engine/clock.js';
 import type { AnySource } from '../engine/source.js';
 import { SOURCES } from '../sources/index.js';
-import type { Fake } from './fake.js';
+import type { Fake, SftpEndpoint, SimulatorEndpoints } from './fake.js';
 import { FaultSwitch, parseFaults, type FaultRule } from './faults.js';
+import { startSftpServer, type EmbeddedSftpServer } from './sftp-server.js';
 
 export interface SimulatorOptions {
   seed?: number;
@@ -17,6 +21,16 @@ export interface SimulatorOptions {
   faults?: FaultRule[];
   /** Whose fakes to mount (default: every source). */
   sources?: readonly AnySource[];
+  /**
+   * The folder the fakes write files into (query results); default a temporary
+   * folder of the simulator's own, removed by close().
+   */
+  filesDir?: string;
+  /**
+   * The SFTP server that serves `filesDir` as the login's home: a real sshd the caller runs (the
+   * tests), or 'embedded' for the simulator's own (listen() starts it; the demo). None by default.
+   */
+  sftp?: SftpEndpoint | 'embedded';
 }
 
 export interface RequestLogEntry {
@@ -34,10 +48,18 @@ export class Simulator {
   readonly fakes = new Map<string, Fake>();
   /** Every request answered, newest last (bounded), for tests that count calls. */
   readonly requests: RequestLogEntry[] = [];
+  /** The folder the fakes write files into. */
+  readonly filesDir: string;
+  private readonly ownFilesDir: boolean;
   private server: Server | undefined;
+  private sftpServer: EmbeddedSftpServer | undefined;
 
   constructor(readonly options: SimulatorOptions = {}) {
-    const fakeOptions = { seed: options.seed ?? 42, clock: options.clock ?? systemClock, cardinality: options.dimensionCardinality ?? 50, lateRevisions: options.lateRevisions ?? true };
+    this.ownFilesDir = options.filesDir === undefined;
+    this.filesDir = options.filesDir ?? mkdtempSync(join(tmpdir(), 'simulator-files-'));
+    const fakeOptions = {
+      seed: options.seed ?? 42, clock: options.clock ?? systemClock, cardinality: options.dimensionCardinality ?? 50, lateRevisions: options.lateRevisions ?? true, filesDir: this.filesDir,
+    };
     for (const s of options.sources ?? SOURCES) this.fakes.set(s.name, s.fake(fakeOptions));
     if (options.faults) this.faults.set(options.faults);
     this.app = this.buildApp();
@@ -50,12 +72,19 @@ export class Simulator {
     return f as F;
   }
 
-  /** Listens on host:port (port 0 picks a free one); resolves to the base URL. */
+  /** Listens on host:port (port 0 picks a free one), and starts the embedded SFTP server if asked; resolves to the base URL. */
   async listen(host = '127.0.0.1', port = 0): Promise<string> {
     this.server = await new Promise<Server>((resolve, reject) => {
       const s = this.app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
     });
+    if (this.options.sftp === 'embedded' && !this.sftpServer) this.sftpServer = await startSftpServer({ root: this.filesDir, host });
     return this.url;
+  }
+
+  /** The HTTP base URL and the SFTP server, for the sources' useSimulator. */
+  get endpoints(): SimulatorEndpoints {
+    const sftp = this.options.sftp === 'embedded' ? this.sftpServer?.endpoint : this.options.sftp;
+    return { url: this.url, ...(sftp ? { sftp } : {}) };
   }
 
   /** Base URL of every fake API (each source's base_url is this host). */
@@ -67,6 +96,10 @@ export class Simulator {
   }
 
   async close(): Promise<void> {
+    const sftp = this.sftpServer;
+    this.sftpServer = undefined;
+    await sftp?.close();
+    if (this.ownFilesDir) rmSync(this.filesDir, { recursive: true, force: true });
     const s = this.server;
     if (!s) return;
     this.server = undefined;

@@ -364,7 +364,7 @@ const stateRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 /** An exporter (engine inline) against `sim` on `clock`; its log lines, raw, appended to `lines`. */
 async function boot(text: string, sim: Simulator, clock: ManualClock, lines: string[]): Promise<App> {
   const cfg = parseConfig(text, {}, process.cwd());
-  useSimulator(cfg, sim.url);
+  useSimulator(cfg, sim.endpoints);
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {
       for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(line);

@@ -243,7 +243,7 @@ ${STORM_PLUGINS.map((p) => `  ${p.source}:${variant === 'b' ? p.configBlock.repl
     const log = createLogger('debug', sink);
     const load = (variant: 'a' | 'b') => {
       const config = parseConfig(configText(variant), { SECRET_DIR: dir }, dir);
-      useSimulator(config, sim.url);
+      useSimulator(config, sim.endpoints);
       return config;
     };
     const crashes: unknown[] = [];

@@ -3,6 +3,7 @@ import { App } from '../../src/app.js';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { ManualClock } from '../../src/engine/clock.js';
 import { createLogger } from '../../src/logger.js';
+import type { SimulatorEndpoints } from '../../src/simulator/fake.js';
 import { Simulator } from '../../src/simulator/server.js';
 import { SOURCES } from '../../src/sources/index.js';
 import { parseExposition, type ParsedSample } from './exposition.js';
@@ -30,8 +31,8 @@ export interface Stack {
 }
 
 /** Points every configured source at the simulator, as --demo does. */
-export function useSimulator(config: Config, url: string): void {
-  for (const s of SOURCES) if (config.sources[s.name] !== undefined) config.sources[s.name] = s.useSimulator(config.sources[s.name], url);
+export function useSimulator(config: Config, sim: SimulatorEndpoints): void {
+  for (const s of SOURCES) if (config.sources[s.name] !== undefined) config.sources[s.name] = s.useSimulator(config.sources[s.name], sim);
 }
 
 /**
@@ -52,7 +53,7 @@ export async function startStack(opts: {
   const sim = opts.on?.sim ?? new Simulator({ clock, seed: opts.seed ?? 7 });
   if (!opts.on) await sim.listen('127.0.0.1', 0);
   const config = parseConfig(opts.configText, {}, process.cwd());
-  useSimulator(config, sim.url);
+  useSimulator(config, sim.endpoints);
   opts.mutate?.(config);
   const logs: LogLine[] = [];
   const sink = new Writable({

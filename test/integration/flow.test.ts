@@ -160,7 +160,7 @@ describe('DPI Flow collectors', () => {
     const flowSeries = (samples: Awaited<ReturnType<Stack['samples']>>) => samples.filter((x) => x.labels.collector === 'conviva_flow').map((x) => x.name);
     expect(flowSeries(await s.samples())).toEqual(expect.arrayContaining(['conviva_exporter_watermark_ahead_seconds', 'conviva_exporter_downward_revisions_total', 'conviva_exporter_buckets_missed_total']));
     const next = parseConfig(FLOW_CONFIG.replace('realtime: { enabled: false }', 'realtime: { enabled: true }').replace('      enabled: true\n      timeout: 10s', '      enabled: false\n      timeout: 10s'), {}, process.cwd());
-    useSimulator(next, s.sim.url);
+    useSimulator(next, s.sim.endpoints);
     await s.app.reload(next);
     expect(s.app.runner.collectorNames).toEqual(['conviva_realtime']);
     expect(flowSeries(await s.samples())).toEqual([]);

@@ -63,7 +63,7 @@ sources:
     const log = createLogger('info', sink);
     const start = async () => {
       const config = parseConfig(configText, { SECRET_DIR: dir }, dir);
-      useSimulator(config, sim.url);
+      useSimulator(config, sim.endpoints);
       return App.create({ config, log, clock });
     };
     let app = await start();

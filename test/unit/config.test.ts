@@ -74,6 +74,25 @@ const BAD: Record<string, string[]> = {
   'bad-invision-dataflow-timeout-zero.yml': ['sources.invision.dataflows[0].timeout: must be longer than 0s'],
   'bad-invision-dataflow-id.yml': ['sources.invision.dataflows[0].id: must be letters, digits, _ . : or -'],
   'bad-invision-monitoring-no-api-key.yml': ['sources.invision.monitoring.api_key: required (or api_key_file)'],
+  // sources.intelepeer: one fixture per rule of src/sources/intelepeer/config.ts.
+  'bad-intelepeer-no-host-key.yml': ['sources.intelepeer.sftp.host_key_fingerprint: required'],
+  'bad-intelepeer-fingerprint.yml': ['sources.intelepeer.sftp.host_key_fingerprint: must be a SHA256 fingerprint as ssh-keygen -l prints it: SHA256: and 43 base64 characters'],
+  'bad-intelepeer-key-and-password.yml': ['sources.intelepeer.sftp: give password (or password_file) or private_key_file, not both'],
+  'bad-intelepeer-no-sftp-login.yml': ['sources.intelepeer.sftp: needs password (or password_file) or private_key_file'],
+  'bad-intelepeer-no-queries.yml': ['sources.intelepeer.queries: needs at least one query'],
+  'bad-intelepeer-queries.yml': [
+    'sources.intelepeer.queries[0].event: must be a field name of the schema (letters, digits, _), as the Insights API spells it',
+    'sources.intelepeer.queries[0].schedule: intervals are cut on whole minutes: use 5 fields (minute hour day month weekday)',
+    'sources.intelepeer.queries[1].histograms[0]: needs both start and end',
+    'sources.intelepeer.queries[2].filters.FlowId.$like: unknown key',
+  ],
+  'bad-intelepeer-query-labels.yml': [
+    'sources.intelepeer.queries: query name "exits" listed twice',
+    'sources.intelepeer.queries[0].group_by: field becomes label "query", which the exporter sets itself',
+    'sources.intelepeer.queries[0].group_by: two fields become label "flow_name"',
+    "sources.intelepeer.queries[1].max_interval: must be at least the schedule's interval (15m)",
+    'sources.intelepeer.queries[1].filters.FlowId: needs an operator: $eq, $ne, $gt, $gte, $lt or $lte',
+  ],
 };
 
 describe('config fixtures', () => {
@@ -119,6 +138,9 @@ describe('config fixtures', () => {
       'sources.conviva.accounts[0].client_secret_file: cannot read /run/secrets/conviva_client_secret (ENOENT)',
       'sources.invision.api_key_file: cannot read /run/secrets/invision-api-key (ENOENT)',
       'sources.invision.monitoring.api_key_file: cannot read /run/secrets/invision-monitoring-key (ENOENT)',
+      'sources.intelepeer.username_file: cannot read /run/secrets/intelepeer-username (ENOENT)',
+      'sources.intelepeer.password_file: cannot read /run/secrets/intelepeer-password (ENOENT)',
+      'sources.intelepeer.sftp.private_key_file: cannot read /run/secrets/intelepeer-sftp-key (ENOENT)',
     ]);
   });
 

@@ -152,5 +152,5 @@ export const conviva = defineSource<ConvivaRawConfig, ConvivaConfig, ConvivaSelf
     return collectors;
   },
   fake: (options) => ConvivaFake.create(options),
-  useSimulator: (config, url) => ({ ...config, base_url: url, ca_file: undefined }),
+  useSimulator: (config, { url }) => ({ ...config, base_url: url, ca_file: undefined }),
 });

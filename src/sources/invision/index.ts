@@ -32,7 +32,7 @@ export const invision = defineSource<InvisionRawConfig, InvisionConfig>({
   },
   fake: (options) => InvisionFake.create(options),
   // The simulator serves InVision under /invision, with its demo keys.
-  useSimulator: (config, url) => ({
+  useSimulator: (config, { url }) => ({
     ...config,
     base_url: `${url}/invision`,
     ca_file: undefined,
