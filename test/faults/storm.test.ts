@@ -209,7 +209,7 @@ ${STORM_PLUGINS.map((p) => `  ${p.source}:${variant === 'b' ? p.configBlock.repl
 
     const clock = new ManualClock(T0);
     // The plug-ins' oracles know this seed. The simulator revises a quarter of its minutes late.
-    const sim = new Simulator({ clock, seed: 11 });
+    const sim = new Simulator({ clock, seed: 11, sftp: 'embedded' });
     await sim.listen('127.0.0.1', 0);
     // Every terminal fault the simulator answers with, by kind (and status).
     const injected = new Map<string, number>();

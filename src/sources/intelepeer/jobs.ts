@@ -59,6 +59,8 @@ interface Job {
 interface QueryState {
   /** Where the next interval starts (the end of the last one cut). */
   planned?: number;
+  /** Where the first interval started: everything from here to the counted-until point is counted. */
+  origin?: number;
   /** The newest schedule tick handled. */
   lastTick?: number;
   /** Events by group label values (JSON array), and duration histograms by [histogram name, ...values]. */
@@ -214,6 +216,7 @@ export function createQueryCollector(deps: QueryDeps): Collector {
         // A first start: counts from initial_lookback before now minus the lag, at once.
         st.lastTick = minute;
         st.planned = endAt(minute) - Math.floor(q.initial_lookback / SECOND) * SECOND;
+        st.origin = st.planned;
         cut(q, st, endAt(minute), now);
         continue;
       }
@@ -548,6 +551,7 @@ export function createQueryCollector(deps: QueryDeps): Collector {
       const c = v as Record<string, unknown>;
       const st = newQuery();
       st.planned = num(c.planned);
+      st.origin = num(c.origin);
       st.lastTick = num(c.lastTick);
       st.lastCounted = num(c.lastCounted);
       const width = q.group_by.length;
