@@ -310,6 +310,52 @@ describe('IntelePeer queries against the simulator and a real sshd', () => {
     expect(value(samples, 'intelepeer_query_intervals_counted_total', q('exits', { result: 'data' }))).toBe(1);
   });
 
+  it('a query IntelePeer refuses as written (400) waits alone, doubling; the other queries go on; a changed query starts its counters again, the others keep theirs', async (ctx) => {
+    requireSshd(ctx);
+    const dir = tempDir();
+    const good = '      - { name: calls, event: CallEvent, schedule: "* * * * *", lag: 2m, initial_lookback: 10m, group_by: [Direction] }';
+    const bad = '      - { name: broken, event: DtmfEvent, schedule: "* * * * *", lag: 2m, initial_lookback: 10m, group_by: [NoSuchField] }';
+    stack = await boot(config(dir, [bad, good].join('\n')));
+    let s = stack;
+    const { sim, clock } = s;
+    let { samples } = await s.run();
+    expect(value(samples, 'intelepeer_query_failures_total', q('broken', { reason: 'rejected' }))).toBe(1);
+    expect(value(samples, 'intelepeer_query_jobs', q('calls', { phase: 'running' }))).toBe(1);
+    for (let i = 0; i < 6; i++) {
+      clock.advance(30_000);
+      ({ samples } = await s.run());
+    }
+    // 3 minutes: refused at 0, 30 s and 1m30 (30 s, then 60 s of wait); calls counted all along.
+    expect(value(samples, 'intelepeer_query_failures_total', q('broken', { reason: 'rejected' }))).toBe(3);
+    expect(value(samples, 'intelepeer_query_intervals_counted_total', q('calls', { result: 'data' }))).toBeGreaterThanOrEqual(3);
+    expect(s.logs.filter((l) => l.level >= 40 && l.msg === 'IntelePeer refused the query as written: check its event, fields and filters')).toHaveLength(1);
+    const calls = counted(samples, 'calls', ['Direction']);
+    expect(calls.size).toBeGreaterThan(0);
+    // The broken query fixed (another group_by): its counts start again; calls keeps its own.
+    await s.app.stop();
+    const fixed = '      - { name: broken, event: DtmfEvent, schedule: "* * * * *", lag: 2m, initial_lookback: 10m, group_by: [ErrorReason] }';
+    stack = await boot(config(dir, [fixed, good].join('\n')), { sim, clock });
+    s = stack;
+    ({ samples } = await s.run());
+    expect(counted(samples, 'calls', ['Direction'])).toEqual(calls);
+    expect(value(samples, 'intelepeer_query_failures_total', q('broken', { reason: 'rejected' }))).toBe(3);
+    // calls grouped by another field: its old counts would mean something else under the new
+    // labels, so they are not taken over (a counter reset); its intervals go on from where they stood.
+    await s.app.stop();
+    const regrouped = '      - { name: calls, event: CallEvent, schedule: "* * * * *", lag: 2m, initial_lookback: 10m, group_by: [Disposition] }';
+    stack = await boot(config(dir, [fixed, regrouped].join('\n')), { sim, clock });
+    s = stack;
+    ({ samples } = await s.run());
+    expect(samples.filter((x) => x.name === 'intelepeer_events_total' && x.labels.query === 'calls')).toEqual([]);
+    const until = value(samples, 'intelepeer_query_counted_until_timestamp_seconds', q('calls'));
+    clock.advance(MINUTE);
+    await s.run();
+    clock.advance(30_000);
+    ({ samples } = await s.run());
+    const after = value(samples, 'intelepeer_query_counted_until_timestamp_seconds', q('calls')) * 1000;
+    expect(counted(samples, 'calls', ['Disposition'])).toEqual(expected(sim, 'CallEvent', ['Disposition'], until * 1000, after));
+  });
+
   it('the token is reused, and renewed once when the API answers 401', async (ctx) => {
     requireSshd(ctx);
     const dir = tempDir();

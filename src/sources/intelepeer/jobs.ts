@@ -53,6 +53,10 @@ interface Job {
   submittedAt?: number;
   /** Failed reads of its files; at max_download_attempts the interval is submitted again. */
   downloadFailures: number;
+  /** After IntelePeer refused it as written (400): not submitted again before this time. */
+  notBefore?: number;
+  /** Refusals in a row (the wait doubles with each). */
+  refusals?: number;
 }
 
 /** What is kept of one query. */
@@ -155,6 +159,8 @@ export function createQueryCollector(deps: QueryDeps): Collector {
   /** Each query's group_by labels' places among the families' extra labels. */
   const slots = new Map(config.queries.map((q) => [q.name, q.group_by.map((f) => groups.indexOf(labelName(f)))]));
   const scheduleMs = new Map(config.queries.map((q) => [q.name, minIntervalMs(q.schedule)]));
+  /** What a query's counters mean: counts carried under another shape (event, fields, filters, labels changed) are not taken over. */
+  const shape = (q: QueryConfig) => JSON.stringify([q.event, q.group_by, q.filters, q.histograms]);
   let jobs: Job[] = [];
   let sftpUp: number | undefined;
   const sftpErrors = Object.fromEntries(SFTP_ERRORS.map((r) => [r, 0])) as Record<SftpReason, number>;
@@ -326,7 +332,6 @@ export function createQueryCollector(deps: QueryDeps): Collector {
     const wanted = fields(q);
     const counter = new ByteCounter();
     const parser = parse({ columns: true, bom: true, skip_empty_lines: true, relax_column_count: false });
-    const slot = slots.get(q.name)!;
     let header = true;
     try {
       await pipeline(session.read(path), counter, createGunzip(), parser, async (rows: AsyncIterable<Record<string, string>>) => {
@@ -337,8 +342,8 @@ export function createQueryCollector(deps: QueryDeps): Collector {
             if (missing.length > 0) throw new CorruptResult(`its header lacks ${missing.join(', ')}`, path);
           }
           tally.rows++;
-          const values = new Array<string>(groups.length).fill('');
-          q.group_by.forEach((f, i) => (values[slot[i]!] = row[f] ?? ''));
+          // Keyed by the query's own group_by values; placed among every query's labels when served.
+          const values = q.group_by.map((f) => row[f] ?? '');
           const key = JSON.stringify(values);
           tally.events.set(key, (tally.events.get(key) ?? 0) + 1);
           for (const h of q.histograms) {
@@ -441,6 +446,7 @@ export function createQueryCollector(deps: QueryDeps): Collector {
     const queued = jobs.filter((j) => j.phase === 'queued').sort((a, b) => a.from - b.from || a.query.localeCompare(b.query));
     for (const job of queued) {
       if (jobs.filter((j) => j.phase === 'running').length >= config.max_running_queries) return;
+      if (job.notBefore !== undefined && ctx.now < job.notBefore) continue;
       const q = queries.get(job.query)!;
       const st = state.get(job.query)!;
       let guid: string;
@@ -453,16 +459,26 @@ export function createQueryCollector(deps: QueryDeps): Collector {
         // refused as written. Both wait, doubling; nothing else is submitted meanwhile.
         const reason: FailureReason = status === 429 ? 'throttled' : status === 400 ? 'rejected' : 'submit';
         st.failures[reason]++;
+        if (reason === 'rejected') {
+          // This query's problem, not the API's: only it waits, and the other queries go on.
+          job.refusals = (job.refusals ?? 0) + 1;
+          job.notBefore = ctx.now + Math.min(SUBMIT_BACKOFF_MAX_MS, SUBMIT_BACKOFF_MS * 2 ** (job.refusals - 1));
+          once(ctx, `rejected:${q.name}`, { query: q.name, err: e }, 'IntelePeer refused the query as written: check its event, fields and filters');
+          errors.push(e);
+          continue;
+        }
         submitPausedUntil = ctx.now + submitBackoff;
         submitBackoff = Math.min(SUBMIT_BACKOFF_MAX_MS, submitBackoff * 2);
         if (reason === 'throttled') ctx.log.info({ query: q.name, retryInSeconds: (submitPausedUntil - ctx.now) / 1000 }, 'IntelePeer runs the most queries it allows: submitting later');
         else {
-          once(ctx, `${reason}:${q.name}`, { query: q.name, err: e }, reason === 'rejected' ? 'IntelePeer refused the query as written: check its event, fields and filters' : 'query could not be submitted: tried again later');
+          once(ctx, `${reason}:${q.name}`, { query: q.name, err: e }, 'query could not be submitted: tried again later');
           errors.push(e);
         }
         return;
       }
       submitBackoff = SUBMIT_BACKOFF_MS;
+      delete job.notBefore;
+      delete job.refusals;
       job.guid = guid;
       job.phase = 'running';
       job.submittedAt = ctx.now;
@@ -476,14 +492,21 @@ export function createQueryCollector(deps: QueryDeps): Collector {
     const s = ctx.samples;
     for (const q of config.queries) {
       const st = state.get(q.name)!;
+      const slot = slots.get(q.name)!;
+      /** The query's group_by values in their places among every query's labels (the others empty). */
+      const place = (values: readonly string[]) => {
+        const all = new Array<string>(groups.length).fill('');
+        values.forEach((v, i) => (all[slot[i]!] = v));
+        return all;
+      };
       for (const [key, n] of st.events) {
         if (!ctx.guard.admit(EVENTS.name, `${q.name}\u0000${key}`, ctx.now)) continue;
-        s.add(EVENTS, [q.name, q.event, ...(JSON.parse(key) as string[])], n);
+        s.add(EVENTS, [q.name, q.event, ...place(JSON.parse(key) as string[])], n);
       }
       for (const [key, h] of st.durations) {
         const [name, ...values] = JSON.parse(key) as string[];
         if (!ctx.guard.admit(DURATIONS.name, `${q.name}\u0000${key}`, ctx.now)) continue;
-        s.addHistogram(DURATIONS, [q.name, q.event, name!, ...values], h);
+        s.addHistogram(DURATIONS, [q.name, q.event, name!, ...place(values)], h);
       }
       const mine = jobs.filter((j) => j.query === q.name);
       for (const p of JOB_PHASES) s.add(QUERY_JOBS, [q.name, p], mine.filter((j) => j.phase === p).length);
@@ -516,6 +539,7 @@ export function createQueryCollector(deps: QueryDeps): Collector {
       carry: () => ({
         queries: Object.fromEntries([...state].map(([name, st]) => [name, {
           ...st,
+          shape: shape(queries.get(name)!),
           events: Object.fromEntries(st.events),
           durations: Object.fromEntries([...st.durations].map(([k, h]) => [k, h.toJSON()])),
         }])),
@@ -554,12 +578,15 @@ export function createQueryCollector(deps: QueryDeps): Collector {
       st.origin = num(c.origin);
       st.lastTick = num(c.lastTick);
       st.lastCounted = num(c.lastCounted);
-      const width = q.group_by.length;
-      // Counts keyed by another query's shape (group_by changed) would land on the wrong labels: dropped.
+      // Counts of another shape (the query's event, fields, filters or the labels changed) would
+      // mean something else under these labels: the query's counters start again from 0 (a
+      // counter reset, which rate() handles), its intervals and jobs go on.
+      const sameShape = c.shape === shape(q);
       const keyFits = (k: string, extra: number) => {
+        if (!sameShape) return false;
         try {
           const a = JSON.parse(k) as unknown;
-          return Array.isArray(a) && a.length === groups.length + extra && a.every((x) => typeof x === 'string') && width <= groups.length;
+          return Array.isArray(a) && a.length === q.group_by.length + extra && a.every((x) => typeof x === 'string');
         } catch {
           return false;
         }
@@ -585,6 +612,8 @@ export function createQueryCollector(deps: QueryDeps): Collector {
       if (!(JOB_PHASES as readonly unknown[]).includes(x.phase) || num(x.cutAt) === undefined) return false;
       if (x.phase !== 'queued' && (typeof x.guid !== 'string' || !/^[A-Za-z0-9_-]{1,100}$/.test(x.guid))) return false;
       x.downloadFailures = int(x.downloadFailures) ?? 0;
+      if (num(x.notBefore) === undefined) delete x.notBefore;
+      if (int(x.refusals) === undefined) delete x.refusals;
       return true;
     });
     const e = (s.sftpErrors ?? {}) as Record<string, unknown>;
