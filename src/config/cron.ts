@@ -331,3 +331,13 @@ export function minIntervalMs(expr: string): number {
   }
   return Math.min(within, across) * 1000;
 }
+
+/** Whether a cron expression fires in the minute starting at `t` (epoch ms), in the IANA time zone given. */
+export function firesAt(expression: string, timezone: string, t: number): boolean {
+  const task = cron.createTask(expression, () => {}, { timezone });
+  try {
+    return task.match(new Date(t));
+  } finally {
+    void task.destroy();
+  }
+}

@@ -9,6 +9,7 @@ import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { ManualClock } from '../../src/engine/clock.js';
 import { createLogger } from '../../src/logger.js';
 import type { FaultRule } from '../../src/simulator/faults.js';
+import { mulberry32 } from '../../src/simulator/hash.js';
 import { Simulator } from '../../src/simulator/server.js';
 import { SOURCES } from '../../src/sources/index.js';
 import { parseExposition, type ParsedSample } from '../helpers/exposition.js';
@@ -30,17 +31,6 @@ const T0 = Date.UTC(2026, 10, 23, 20, 0, 30);
 const MINUTES = Number(process.env.STORM_MINUTES ?? 1000);
 const SEED = 20261130;
 
-/** mulberry32: a small seeded generator, so the storm is the same on every run. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Kind =
   | '429 with Retry-After: 0' | '429 with a Retry-After past the deadline' | '429 without Retry-After' | '5xx burst'
@@ -69,7 +59,7 @@ interface Minute {
  * so the oracle can ask for the final value of every minute.
  */
 function plan(paths: string[], widePaths: string[]): Minute[] {
-  const random = generator(SEED);
+  const random = mulberry32(SEED); // the storm is the same on every run
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const on = (rule: Omit<FaultRule, 'match'>, among = paths): FaultRule[] => among.map((match) => ({ ...rule, match }));
   const out: Minute[] = [];

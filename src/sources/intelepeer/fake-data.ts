@@ -5,7 +5,7 @@
  * served from the seed and an interval.
  */
 
-import { hash } from '../../simulator/hash.js';
+import { hash, mulberry32 } from '../../simulator/hash.js';
 
 export { hash };
 
@@ -143,18 +143,6 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-/** A stream of uniforms in [0, 1) from a 32-bit seed (mulberry32): many draws per event for the price of one hash. */
-function stream(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
-
 /** The ids that depend only on the seed, the flow and the action: computed once. */
 const idCache = new Map<string, string>();
 function cachedId(key: string, make: () => string): string {
@@ -181,7 +169,7 @@ export function minuteEvents(world: EventWorld, schema: SchemaName, minute: numb
     const key = `${world.seed}|ip|${schema}|${minute}|${flow.id}`;
     const n = countOf(mean, hash(`${key}|n`), hash(`${key}|n2`));
     for (let k = 0; k < n; k++) {
-      const r = stream(Math.floor(hash(`${key}|${k}`) * 0x1_0000_0000));
+      const r = mulberry32(Math.floor(hash(`${key}|${k}`) * 0x1_0000_0000));
       const ts = minute + Math.floor(r() * MINUTE);
       const action = pick(ACTIONS[schema], r());
       const row: EventRow = {

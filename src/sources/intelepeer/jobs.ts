@@ -2,8 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
-import cron from 'node-cron';
-import { minIntervalMs } from '../../config/cron.js';
+import { firesAt, minIntervalMs } from '../../config/cron.js';
 import type { Collector, RunContext, RunOutcome } from '../../engine/collector.js';
 import type { FamilyDef } from '../../engine/family.js';
 import { HistogramCounts } from '../../engine/histogram.js';
@@ -104,16 +103,6 @@ function newQuery(): QueryState {
     retries: Object.fromEntries(RETRY_REASONS.map((r) => [r, 0])) as Record<RetryReason, number>,
     bytes: 0, rows: 0,
   };
-}
-
-/** Whether a cron expression fires in the minute starting at `t` (UTC). */
-function firesAt(expression: string, t: number): boolean {
-  const task = cron.createTask(expression, () => {}, { timezone: 'UTC' });
-  try {
-    return task.match(new Date(t));
-  } finally {
-    void task.destroy();
-  }
 }
 
 /** YYYY-MM-DDTHH:MM:SSZ, as the query API wants its dates. */
@@ -229,7 +218,7 @@ export function createQueryCollector(deps: QueryDeps): Collector {
       // The newest tick since the last one handled: every minute since `planned` is covered by it.
       const last = st.lastTick ?? minute;
       for (let t = minute; t > last && t > minute - 7 * 24 * 60 * MINUTE; t -= MINUTE) {
-        if (!firesAt(q.schedule, t)) continue;
+        if (!firesAt(q.schedule, 'UTC', t)) continue;
         cut(q, st, endAt(t), now);
         break;
       }

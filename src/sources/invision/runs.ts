@@ -1,4 +1,4 @@
-import cron from 'node-cron';
+import { firesAt } from '../../config/cron.js';
 import type { Collector, RunContext, RunOutcome } from '../../engine/collector.js';
 import { HistogramCounts } from '../../engine/histogram.js';
 import { sleep } from '../../engine/limits.js';
@@ -72,16 +72,6 @@ export interface DataflowDeps {
 
 function newFlow(): FlowState {
   return { runs: { succeeded: 0, failed: 0 }, lost: 0, starts: 0, skipped: 0, failures: { status: 0, timeout: 0, network: 0, unknown: 0 }, duration: HistogramCounts.of(RUN_DURATION) };
-}
-
-/** Whether a cron expression fires in the minute starting at `t` (in the configured time zone). */
-function firesAt(expression: string, timezone: string, t: number): boolean {
-  const task = cron.createTask(expression, () => {}, { timezone });
-  try {
-    return task.match(new Date(t));
-  } finally {
-    void task.destroy();
-  }
 }
 
 export function createDataflowCollector(deps: DataflowDeps): Collector {
