@@ -356,6 +356,46 @@ describe('IntelePeer queries against the simulator and a real sshd', () => {
     expect(counted(samples, 'calls', ['Disposition'])).toEqual(expected(sim, 'CallEvent', ['Disposition'], until * 1000, after));
   });
 
+  it('a query IntelePeer never finishes is given up after query_timeout and its interval submitted again; a finished query naming no readable file is asked again', async (ctx) => {
+    requireSshd(ctx);
+    const dir = tempDir();
+    stack = await boot(config(dir, EXITS, '    query_timeout: 2m'));
+    const s = stack;
+    fake(s.sim).setPendingMs(3 * 3600_000);
+    await s.run();
+    fake(s.sim).setPendingMs(20_000);
+    s.clock.advance(MINUTE);
+    let { samples } = await s.run();
+    expect(value(samples, 'intelepeer_query_jobs', q('exits', { phase: 'running' }))).toBe(1);
+    s.clock.advance(MINUTE); // two minutes Pending: given up, submitted again at once
+    ({ samples } = await s.run());
+    expect(value(samples, 'intelepeer_query_failures_total', q('exits', { reason: 'timeout' }))).toBe(1);
+    expect(value(samples, 'intelepeer_query_intervals_retried_total', q('exits', { reason: 'timeout' }))).toBe(1);
+    const queries = fake(s.sim).queries();
+    expect(queries).toHaveLength(2);
+    expect([queries[1]!.from, queries[1]!.to]).toEqual([queries[0]!.from, queries[0]!.to]);
+    // The new query finishes, but its answer names a file outside the login's home: refused,
+    // counted as corrupt (and a parse error), asked again at the next run, then counted.
+    const guid = queries[1]!.guid;
+    s.clock.advance(30_000);
+    s.sim.faults.set([
+      { kind: 'body', status: 200, body: JSON.stringify({ status: 'Completed', guid }), match: guid, remaining: 1 },
+      { kind: 'body', status: 200, body: JSON.stringify({ status: "Process finished. Download: [u'../../etc/passwd']", guid }), match: guid, remaining: 1 },
+    ]);
+    let result: string;
+    ({ samples, result } = await s.run());
+    expect(result).toBe('failure');
+    expect(value(samples, 'intelepeer_query_failures_total', q('exits', { reason: 'corrupt' }))).toBe(1);
+    expect(value(samples, 'conviva_exporter_parse_errors_total', { api: 'intelepeer', endpoint: 'dwh/Q/{guid}' })).toBe(1);
+    s.sim.faults.clear();
+    s.clock.advance(30_000);
+    ({ samples, result } = await s.run());
+    expect(result).toBe('success');
+    const end = minuteOf(START) - 15 * MINUTE;
+    expect(counted(samples, 'exits', ['FlowName', 'ExitReason'])).toEqual(expected(s.sim, 'ApplicationExitEvent', ['FlowName', 'ExitReason'], end - 60 * MINUTE, end));
+    expect(value(samples, 'intelepeer_query_intervals_counted_total', q('exits', { result: 'data' }))).toBe(1);
+  });
+
   it('the token is reused, and renewed once when the API answers 401', async (ctx) => {
     requireSshd(ctx);
     const dir = tempDir();

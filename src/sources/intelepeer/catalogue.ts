@@ -39,8 +39,8 @@ function family(name: string, type: 'gauge' | 'counter', unit: string, help: str
 }
 
 export const JOB_PHASES = ['queued', 'running', 'downloading'] as const;
-export const FAILURE_REASONS = ['rejected', 'throttled', 'submit', 'status', 'canceled', 'lost', 'download', 'corrupt'] as const;
-export const RETRY_REASONS = ['canceled', 'lost', 'download', 'corrupt'] as const;
+export const FAILURE_REASONS = ['rejected', 'throttled', 'submit', 'status', 'canceled', 'lost', 'timeout', 'download', 'corrupt'] as const;
+export const RETRY_REASONS = ['canceled', 'lost', 'timeout', 'download', 'corrupt'] as const;
 export const SFTP_ERRORS = ['host_key', 'auth', 'connect', 'timeout', 'not_found', 'io'] as const;
 
 export const QUERY_JOBS = family('intelepeer_query_jobs', 'gauge', 'count',
@@ -52,9 +52,9 @@ export const SCHEDULE_INTERVAL = family('intelepeer_query_schedule_interval_seco
 export const INTERVALS_COUNTED = family('intelepeer_query_intervals_counted_total', 'counter', 'count',
   'Intervals counted, each once: result data (its files read) or no_data (the query Failed: no events in the interval).', ['query', 'result']);
 export const FAILURES = family('intelepeer_query_failures_total', 'counter', 'count',
-  'Failures of the query\'s jobs, by reason: rejected (400 on submit), throttled (429: two queries already running), submit (no id for another reason), status (a status or result read failed), canceled (IntelePeer canceled it), lost (IntelePeer no longer knows its id), download (SFTP), corrupt (a .csv.gz that is not gzip or not the CSV asked for). No interval is lost to any of them.', ['query', 'reason']);
+  'Failures of the query\'s jobs, by reason: rejected (400 on submit), throttled (429: two queries already running), submit (no id for another reason), status (a status or result read failed), canceled (IntelePeer canceled it), lost (IntelePeer no longer knows its id), timeout (still Pending after query_timeout), download (SFTP), corrupt (a .csv.gz that is not gzip or not the CSV asked for, or a result sentence without usable paths). No interval is lost to any of them.', ['query', 'reason']);
 export const RETRIES = family('intelepeer_query_intervals_retried_total', 'counter', 'count',
-  'Intervals submitted again, by reason: canceled (cut in halves), lost, download or corrupt (after max_download_attempts failed reads).', ['query', 'reason']);
+  'Intervals submitted again, by reason: canceled (cut in halves), lost, timeout, download or corrupt (after max_download_attempts failed reads).', ['query', 'reason']);
 export const RESULT_BYTES = family('intelepeer_query_result_bytes_total', 'counter', 'bytes', 'Bytes of result files read over SFTP (compressed), failed reads included.');
 export const RESULT_ROWS = family('intelepeer_query_result_rows_total', 'counter', 'count', 'CSV rows read from result files, failed reads included (a row is counted in intelepeer_events_total only when its interval is).');
 export const SFTP_UP = family('intelepeer_sftp_up', 'gauge', 'bool', '1 when the last SFTP session (connect, host key, login, reads) succeeded, 0 when it failed; absent until the first download.', []);

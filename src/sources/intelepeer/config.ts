@@ -89,6 +89,8 @@ export const intelepeerConfigSchema = z
     timeout: duration('50s'),
     /** IntelePeer runs at most this many queries of a customer at once (a third is refused with 429). */
     max_running_queries: z.number().int().min(1).max(10).default(2),
+    /** A query still Pending this long after it was submitted is given up, and its interval submitted again. */
+    query_timeout: duration('1h'),
     /** Download attempts of one completed query's files before its interval is submitted again. */
     max_download_attempts: z.number().int().min(1).max(20).default(3),
     sftp,
@@ -142,6 +144,7 @@ export function resolveIntelepeerConfig(c: IntelepeerRawConfig, ctx: ResolveCont
   }
   const passphrase = s.passphrase !== undefined || s.passphrase_file !== undefined ? ctx.secret(s, 'passphrase', sftpAt) : undefined;
   for (const d of duplicates(c.queries.map((q) => q.name))) ctx.problem(`${at}.queries`, `query name "${d}" listed twice`);
+  if (c.query_timeout < 60_000) ctx.problem(`${at}.query_timeout`, 'must be at least 1m');
   c.queries.forEach((q, i) => {
     const qa = `${at}.queries[${i}]`;
     const labels = q.group_by.map(labelName);

@@ -289,7 +289,14 @@ export function createQueryCollector(deps: QueryDeps): Collector {
         return;
       }
       const { status, messages } = a.value;
-      if (status === 'Completed') {
+      if (status === 'Pending' && job.submittedAt !== undefined && ctx.now - job.submittedAt >= config.query_timeout) {
+        // IntelePeer never finished it: the interval is submitted again (the old query, if it
+        // still runs there, holds a slot until it ends: a 429 or two).
+        st.failures.timeout++;
+        once(ctx, `timeout:${job.query}`, { query: job.query, guid: job.guid, submittedAt: new Date(job.submittedAt).toISOString() }, 'query still Pending after query_timeout: its interval is submitted again');
+        resubmit(job, 'timeout');
+        changed = true;
+      } else if (status === 'Completed') {
         job.phase = 'downloading';
         changed = true;
       } else if (status === 'Failed') {
@@ -375,8 +382,19 @@ export function createQueryCollector(deps: QueryDeps): Collector {
         if (p) paths.set(job, p);
       } catch (e) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
-        state.get(job.query)!.failures.status++;
         errors.push(e);
+        const st = state.get(job.query)!;
+        if (!(e instanceof UpstreamError && e.code === 'UPSTREAM_MALFORMED')) {
+          st.failures.status++;
+          continue;
+        }
+        // A finished query whose answer names no file the exporter can read: like a corrupt file,
+        // asked again, then submitted again.
+        st.failures.corrupt++;
+        job.downloadFailures++;
+        once(ctx, `sentence:${job.query}`, { query: job.query, guid: job.guid, err: e }, 'finished query without readable download paths: asked again, then submitted again');
+        if (job.downloadFailures >= config.max_download_attempts) resubmit(job, 'corrupt');
+        await save(ctx);
       }
     }
     if (paths.size === 0) return;
