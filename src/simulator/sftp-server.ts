@@ -35,8 +35,14 @@ export async function startSftpServer(o: { root: string; host?: string; port?: n
   const username = o.username ?? SIM_SFTP_USERNAME;
   const password = o.password ?? SIM_SFTP_PASSWORD;
   const root = await realpath(o.root);
-  const keys = utils.generateKeyPairSync('ed25519');
-  const publicKey = utils.parseKey(keys.public);
+  // ssh2's generateKeyPairSync('ed25519') makes a public key ssh2 cannot parse about once in 200
+  // (a leading zero byte dropped): generate again until it parses.
+  let keys = utils.generateKeyPairSync('ed25519');
+  let publicKey = utils.parseKey(keys.public);
+  for (let i = 0; publicKey instanceof Error && i < 20; i++) {
+    keys = utils.generateKeyPairSync('ed25519');
+    publicKey = utils.parseKey(keys.public);
+  }
   if (publicKey instanceof Error) throw publicKey;
 
   const ssh = new Server({ hostKeys: [keys.private] }, (conn) => serve(conn, root, username, password));
@@ -44,6 +50,8 @@ export async function startSftpServer(o: { root: string; host?: string; port?: n
   // connections have end() (which waits for the peer) but no destroy().
   const sockets = new Set<Socket>();
   const tcp = createServer((socket) => {
+    // Without it each small read waits for the client's delayed ACK (40 ms on loopback).
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     ssh.injectSocket(socket);

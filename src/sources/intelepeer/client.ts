@@ -68,7 +68,9 @@ export class TokenSource {
       throw e;
     }
     const token = (body as { token?: unknown } | null)?.token;
-    if (typeof token !== 'string' || token.length === 0 || token.length > 8192 || /[\s]/.test(token)) throw this.http.malformed(AUTH_ENDPOINT, 'answer without a token');
+    // Visible ASCII only: a token an HTTP header cannot hold would fail every request before it
+    // leaves, with no 401 to renew it.
+    if (typeof token !== 'string' || !/^[\x21-\x7e]{1,8192}$/.test(token)) throw this.http.malformed(AUTH_ENDPOINT, 'answer without a usable token');
     this.obtained++;
     this.current = { value: token, expires: this.clock.now() + TOKEN_LIFETIME_MS };
     return token;
@@ -118,15 +120,15 @@ export class InsightsClient {
     private readonly tokens: TokenSource,
   ) {}
 
-  private async authorized<T>(signal: AbortSignal, deadline: number, call: (auth: Record<string, string>) => Promise<T>): Promise<T> {
+  private async authorized<T>(signal: AbortSignal, deadline: number, call: (auth: Record<string, string>, token: string) => Promise<T>): Promise<T> {
     const token = await this.tokens.get(signal, deadline);
     try {
-      return await call({ authorization: `Bearer ${token}` });
+      return await call({ authorization: `Bearer ${token}` }, token);
     } catch (e) {
-      if (!(e instanceof UpstreamError && e.status === 401)) throw e;
+      if (!(e instanceof UpstreamError && e.status === 401 && e.endpoint !== AUTH_ENDPOINT)) throw e;
       this.tokens.invalidate(token);
       const renewed = await this.tokens.get(signal, deadline);
-      return call({ authorization: `Bearer ${renewed}` });
+      return call({ authorization: `Bearer ${renewed}` }, renewed);
     }
   }
 
@@ -141,11 +143,16 @@ export class InsightsClient {
 
   /** GET Q/{guid}/status. An unknown guid answers 500 (documented): UPSTREAM_STATUS with status 500. */
   async status(guid: string, signal: AbortSignal, deadline: number): Promise<{ status: QueryStatus; messages: string[] }> {
-    const { body } = await this.authorized(signal, deadline, (auth) =>
-      this.http.json({ path: `/${encodeURIComponent(guid)}/status`, endpoint: STATUS_ENDPOINT, headers: auth, signal, deadline }));
+    let used = '';
+    const { body } = await this.authorized(signal, deadline, (auth, token) => {
+      used = token;
+      return this.http.json({ path: `/${encodeURIComponent(guid)}/status`, endpoint: STATUS_ENDPOINT, headers: auth, signal, deadline });
+    });
     const b = body as { status?: unknown; messages?: unknown } | null;
     if (!b || typeof b !== 'object' || typeof b.status !== 'string' || !STATUSES.has(b.status)) throw this.http.malformed(STATUS_ENDPOINT, 'answer without a known status');
-    const messages = Array.isArray(b.messages) ? b.messages.filter((m): m is string => typeof m === 'string').map((m) => m.slice(0, 300)) : [];
+    // The messages are logged: the token they may echo (a careless gateway) is taken out first.
+    const redact = (m: string) => (used ? m.split(used).join('[redacted]') : m).replace(/(bearer\s+)\S+/gi, '$1[redacted]');
+    const messages = Array.isArray(b.messages) ? b.messages.filter((m): m is string => typeof m === 'string').map((m) => redact(m).slice(0, 300)) : [];
     return { status: b.status as QueryStatus, messages };
   }
 

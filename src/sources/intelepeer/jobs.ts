@@ -11,7 +11,7 @@ import {
   COUNTED_UNTIL, DURATION_BUCKETS, FAILURE_REASONS, FAILURES, INTERVALS_COUNTED, JOB_PHASES, LAST_COUNTED, OLDEST_JOB, QUERY_JOBS, RESULT_BYTES, RESULT_ROWS,
   RETRIES, RETRY_REASONS, SCHEDULE_INTERVAL, SFTP_ERRORS, SFTP_ERRORS_TOTAL, SFTP_UP, eventFamilies, groupLabels, jobFamilies,
 } from './catalogue.js';
-import type { InsightsClient } from './client.js';
+import { RESULT_ENDPOINT, type InsightsClient } from './client.js';
 import { labelName, type IntelepeerConfig, type QueryConfig } from './config.js';
 import { SftpError, withSftp, type SftpSession, type SftpSettings } from '../../sftp/client.js';
 
@@ -151,6 +151,13 @@ export function createQueryCollector(deps: QueryDeps): Collector {
   /** What a query's counters mean: counts carried under another shape (event, fields, filters, labels changed) are not taken over. */
   const shape = (q: QueryConfig) => JSON.stringify([q.event, q.group_by, q.filters, q.histograms]);
   let jobs: Job[] = [];
+  /** Ids of the queries submitted lately (bounded), so an id answered twice is never followed twice. */
+  let seenGuids = new Set<string>();
+  const GUIDS_KEPT = 2000;
+  function rememberGuid(guid: string): void {
+    seenGuids.add(guid);
+    if (seenGuids.size > GUIDS_KEPT) seenGuids = new Set([...seenGuids].slice(-GUIDS_KEPT));
+  }
   let sftpUp: number | undefined;
   const sftpErrors = Object.fromEntries(SFTP_ERRORS.map((r) => [r, 0])) as Record<SftpReason, number>;
   /** After a refused submit, no other before this time (the customer's slots are taken, or the query is refused). */
@@ -384,7 +391,8 @@ export function createQueryCollector(deps: QueryDeps): Collector {
         if (ctx.signal.aborted) throw ctx.signal.reason;
         errors.push(e);
         const st = state.get(job.query)!;
-        if (!(e instanceof UpstreamError && e.code === 'UPSTREAM_MALFORMED')) {
+        // Only the result's own answer can be a corrupt result (not a token answer met on the way).
+        if (!(e instanceof UpstreamError && e.code === 'UPSTREAM_MALFORMED' && e.endpoint === RESULT_ENDPOINT)) {
           st.failures.status++;
           continue;
         }
@@ -417,6 +425,7 @@ export function createQueryCollector(deps: QueryDeps): Collector {
             st.bytes += tally.bytes;
             st.rows += tally.rows;
             if (e instanceof SftpError && e.code !== 'SFTP_NOT_FOUND') throw e; // the session is broken: every job waits
+            if (e instanceof SftpError) sftpErrors.not_found++;
             job.downloadFailures++;
             const reason = e instanceof SftpError ? 'download' : 'corrupt';
             st.failures[reason]++;
@@ -483,6 +492,16 @@ export function createQueryCollector(deps: QueryDeps): Collector {
         }
         return;
       }
+      if (jobs.some((j) => j.guid === guid) || seenGuids.has(guid)) {
+        // IntelePeer answered with the id of a query the exporter already has (or had): following
+        // it twice would count its result twice. Not taken; the interval is submitted again later.
+        st.failures.submit++;
+        once(ctx, `guid:${q.name}`, { query: q.name, guid }, 'IntelePeer answered a submit with the id of another query: not taken, submitted again later');
+        errors.push(new UpstreamError('UPSTREAM_MALFORMED', `intelepeer submit answered with the id of another query (${guid})`, { api: 'intelepeer', endpoint: 'dwh/Q' }));
+        submitPausedUntil = ctx.now + submitBackoff;
+        return;
+      }
+      rememberGuid(guid);
       submitBackoff = SUBMIT_BACKOFF_MS;
       delete job.notBefore;
       delete job.refusals;
@@ -552,6 +571,7 @@ export function createQueryCollector(deps: QueryDeps): Collector {
         }])),
         jobs,
         sftpErrors,
+        guids: [...seenGuids],
       }),
       adopt: (raw) => adopt(raw),
     },
@@ -625,5 +645,8 @@ export function createQueryCollector(deps: QueryDeps): Collector {
     });
     const e = (s.sftpErrors ?? {}) as Record<string, unknown>;
     for (const r of SFTP_ERRORS) sftpErrors[r] = int(e[r]) ?? 0;
+    const guids = (s as { guids?: unknown }).guids;
+    seenGuids = new Set((Array.isArray(guids) ? guids : []).filter((g): g is string => typeof g === 'string').slice(-GUIDS_KEPT));
+    for (const j of jobs) if (j.guid !== undefined) seenGuids.add(j.guid);
   }
 }
