@@ -1,12 +1,20 @@
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
 import { expect } from 'vitest';
+import { App } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { Collector } from '../../src/engine/collector.js';
 import type { ManualClock } from '../../src/engine/clock.js';
 import { CardinalityGuard } from '../../src/engine/guard.js';
 import { Runner } from '../../src/engine/runner.js';
 import { createEngineMetrics, type EngineMetrics } from '../../src/engine/self-metrics.js';
+import { createLogger } from '../../src/logger.js';
+import type { Simulator } from '../../src/simulator/server.js';
 import { parseExposition } from '../helpers/exposition.js';
+import { useSimulator } from '../helpers/stack.js';
 
 /** What the property tests count as they go. */
 export interface BodyStats {
@@ -51,4 +59,34 @@ export function harness(collectors: Collector[], clock: ManualClock, metrics: En
       stats.countersChecked++;
     }
   };
+}
+
+/** The state file's folder: in memory where there is /dev/shm (the body tests write it many times a poll, with fsync). */
+export const stateRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+/** An exporter (engine inline) against `sim` on `clock`; its log lines, raw, appended to `lines`. */
+export async function bootExporter(text: string, sim: Simulator, clock: ManualClock, lines: string[]): Promise<App> {
+  const cfg = parseConfig(text, {}, process.cwd());
+  useSimulator(cfg, sim.endpoints);
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(line);
+      cb();
+    },
+  });
+  return App.create({ config: cfg, log: createLogger('debug', sink), clock });
+}
+
+/** Nesting depth of a parsed value (objects and arrays), without recursion. */
+export function depthOf(v: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (x && typeof x === 'object') {
+      max = Math.max(max, d + 1);
+      for (const c of Object.values(x)) stack.push([c, d + 1]);
+    }
+  }
+  return max;
 }

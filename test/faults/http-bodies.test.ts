@@ -8,6 +8,7 @@ import { UpstreamError } from '../../src/http/errors.js';
 import { createHttpMetrics } from '../../src/http/metrics.js';
 import { Simulator } from '../../src/simulator/server.js';
 import { fmt, report } from './figures.js';
+import { depthOf } from './harness.js';
 
 // Property: whatever bytes an upstream answers with (valid JSON, nearly valid, hostile), the HTTP
 // layer every source reads through either returns exactly what JSON.parse makes of them, or throws
@@ -49,19 +50,6 @@ const body = fc.oneof(
 );
 const status = fc.oneof({ weight: 8, arbitrary: fc.constant(200) }, { weight: 2, arbitrary: fc.constantFrom(201, 204, 400, 401, 403, 404, 413, 429, 500, 502) });
 
-/** Nesting depth of a parsed value (objects and arrays), without recursion. */
-function depthOf(v: unknown): number {
-  let max = 0;
-  const stack: Array<[unknown, number]> = [[v, 0]];
-  while (stack.length > 0) {
-    const [x, d] = stack.pop()!;
-    if (x && typeof x === 'object') {
-      max = Math.max(max, d + 1);
-      for (const c of Object.values(x)) stack.push([c, d + 1]);
-    }
-  }
-  return max;
-}
 
 describe('HTTP layer, property-based', () => {
   it('reads 10,000 generated answers: the parsed JSON or a coded UpstreamError, counted, with no credential in any message', async () => {

@@ -1,22 +1,18 @@
 import fc from 'fast-check';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Writable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
 import { MockAgent } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { App, VERSION } from '../../src/app.js';
-import { parseConfig } from '../../src/config/load.js';
 import { ManualClock } from '../../src/engine/clock.js';
 import { HttpClient } from '../../src/http/client.js';
 import { UpstreamError } from '../../src/http/errors.js';
 import { createHttpMetrics } from '../../src/http/metrics.js';
-import { createLogger } from '../../src/logger.js';
 import { renderLandingPage } from '../../src/server/landing.js';
 import type { FaultRule } from '../../src/simulator/faults.js';
 import { Simulator } from '../../src/simulator/server.js';
@@ -27,8 +23,8 @@ import {
 import { InsightsClient, TokenSource } from '../../src/sources/intelepeer/client.js';
 import { intelepeer } from '../../src/sources/intelepeer/index.js';
 import { parseExposition, type ParsedSample } from '../helpers/exposition.js';
-import { useSimulator } from '../helpers/stack.js';
 import { fmt, report } from './figures.js';
+import { bootExporter, depthOf, stateRoot } from './harness.js';
 
 // Property: whatever IntelePeer answers to its four calls (the token, a submit, a status read, a
 // result read: valid, nearly valid, hostile) and whatever the .csv.gz result files hold (valid CSV
@@ -586,19 +582,6 @@ const step: fc.Arbitrary<Step> = fc.record({
 // ---------------------------------------------------------------------------------------------
 // The reference model: what the exporter must make of each answer and file, judged without its code.
 
-/** Nesting depth of a parsed value, without recursion. */
-function depthOf(v: unknown): number {
-  let max = 0;
-  const stack: Array<[unknown, number]> = [[v, 0]];
-  while (stack.length > 0) {
-    const [x, d] = stack.pop()!;
-    if (x && typeof x === 'object') {
-      max = Math.max(max, d + 1);
-      for (const c of Object.values(x)) stack.push([c, d + 1]);
-    }
-  }
-  return max;
-}
 
 /** A body as the client reads it: an error status, not JSON (or nested past 64 levels), or a JSON value (null when empty). */
 function readBody(http: number, body: string): { kind: 'http' } | { kind: 'notJson' } | { kind: 'json'; v: unknown } {
@@ -878,21 +861,6 @@ const stats = {
   pagesScanned: 0,
 };
 
-/** The state file's folder: in memory where there is /dev/shm (the exporter writes it many times a poll, with fsync). */
-const stateRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-
-/** An exporter (engine inline) against `sim` on `clock`; its log lines, raw, appended to `lines`. */
-async function boot(text: string, sim: Simulator, clock: ManualClock, lines: string[]): Promise<App> {
-  const cfg = parseConfig(text, {}, process.cwd());
-  useSimulator(cfg, sim.endpoints);
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(line);
-      cb();
-    },
-  });
-  return App.create({ config: cfg, log: createLogger('debug', sink), clock });
-}
 
 /** A listening simulator with its embedded SFTP server. */
 async function startSimulator(clock: ManualClock, seed: number): Promise<Simulator> {
@@ -973,12 +941,12 @@ class Sequence {
     this.fake.setPendingMs(0);
     this.fake.setRowsPerFile(6);
     this.fake.setCancelShare(0.1);
-    this.app = await boot(this.text, this.sim, this.clock, this.lines);
+    this.app = await bootExporter(this.text, this.sim, this.clock, this.lines);
   }
 
   async restart(): Promise<void> {
     await this.app.stop();
-    this.app = await boot(this.text, this.sim, this.clock, this.lines);
+    this.app = await bootExporter(this.text, this.sim, this.clock, this.lines);
     for (const k of [...this.totals.keys()]) if (k.startsWith('conviva_exporter_')) this.totals.delete(k);
     this.resetProcess();
   }
@@ -1894,7 +1862,7 @@ describe('IntelePeer queries collector, regressions this test found (fixed)', ()
     const sim = await startSimulator(clock, 3);
     const lines: string[] = [];
     const text = configText(dir).replace(/max_download_attempts: \d+/, 'max_download_attempts: 1').replace(/( {4}queries:\n)[\s\S]*$/, `$1${SMALL_QUERY}\n`);
-    const app = await boot(text, sim, clock, lines);
+    const app = await bootExporter(text, sim, clock, lines);
     const poll = async (advance: number, rules: FaultRule[]) => {
       clock.advance(advance);
       sim.faults.set(rules);
@@ -1984,7 +1952,7 @@ describe('IntelePeer queries collector, regressions this test found (fixed)', ()
     const sim = await startSimulator(clock, 3);
     // Two intervals to submit at the first poll.
     const text = configText(dir).replace(/( {4}queries:\n)[\s\S]*$/, `$1${SMALL_QUERY.replace('initial_lookback: 1m', 'initial_lookback: 2m')}\n`);
-    const app = await boot(text, sim, clock, []);
+    const app = await bootExporter(text, sim, clock, []);
     try {
       sim.faults.set([
         { kind: 'body', status: 200, body: '{"token":"tok-aaaaaaaaaaaaaaaa"}', match: AUTH_PATH, remaining: 1 },

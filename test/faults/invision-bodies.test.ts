@@ -1,21 +1,17 @@
 import fc from 'fast-check';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { App, VERSION } from '../../src/app.js';
-import { parseConfig } from '../../src/config/load.js';
+import { VERSION } from '../../src/app.js';
 import { ManualClock } from '../../src/engine/clock.js';
-import { createLogger } from '../../src/logger.js';
 import { renderLandingPage } from '../../src/server/landing.js';
 import type { FaultRule } from '../../src/simulator/faults.js';
 import { Simulator } from '../../src/simulator/server.js';
 import { INVISION_DEMO_API_KEY, type InvisionFake } from '../../src/sources/invision/fake.js';
 import { invision } from '../../src/sources/invision/index.js';
 import { parseExposition, type ParsedSample } from '../helpers/exposition.js';
-import { useSimulator } from '../helpers/stack.js';
 import { fmt, report } from './figures.js';
+import { bootExporter, depthOf, stateRoot } from './harness.js';
 
 // Property: whatever InVision answers to a start or a status read (valid, nearly valid, hostile),
 // served over HTTP by the simulator to the real exporter (App, engine inline, state file, manual
@@ -174,19 +170,6 @@ const step: fc.Arbitrary<Step> = fc.record({
 // ---------------------------------------------------------------------------------------------
 // The reference model: what the exporter must make of each answer, judged without its code.
 
-/** Nesting depth of a parsed value, without recursion. */
-function depthOf(v: unknown): number {
-  let max = 0;
-  const stack: Array<[unknown, number]> = [[v, 0]];
-  while (stack.length > 0) {
-    const [x, d] = stack.pop()!;
-    if (x && typeof x === 'object') {
-      max = Math.max(max, d + 1);
-      for (const c of Object.values(x)) stack.push([c, d + 1]);
-    }
-  }
-  return max;
-}
 
 type Verdict =
   | { kind: 'ok'; runId: string; status: Status }
@@ -358,21 +341,6 @@ sources:
 ${FLOWS.map((f) => `      - { id: ${f.id}, name: ${f.name}, schedule: "* * * * *", timeout: 3m }`).join('\n')}
 `;
 
-/** The state file's folder: in memory where there is /dev/shm (every start writes the file twice, with fsync). */
-const stateRoot = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-
-/** An exporter (engine inline) against `sim` on `clock`; its log lines, raw, appended to `lines`. */
-async function boot(text: string, sim: Simulator, clock: ManualClock, lines: string[]): Promise<App> {
-  const cfg = parseConfig(text, {}, process.cwd());
-  useSimulator(cfg, sim.endpoints);
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(line);
-      cb();
-    },
-  });
-  return App.create({ config: cfg, log: createLogger('debug', sink), clock });
-}
 
 /** Samples by family name. */
 function byName(samples: ParsedSample[]): (name: string, match?: Record<string, string>) => number {
@@ -397,7 +365,7 @@ async function runSequence(steps: Step[], seed: number): Promise<void> {
   for (const f of FLOWS) fake.setFlow(f.id, { name: f.name, pendingMs: [0, 90_000], runningMs: [0, 12 * M], failureShare: 0.3, stuckShare: 0.25 });
   const lines: string[] = [];
   const text = configText(dir);
-  let app = await boot(text, sim, clock, lines);
+  let app = await bootExporter(text, sim, clock, lines);
   const model = new Model();
   model.resetProcess();
   const totals = new Map<string, number>();
@@ -624,7 +592,7 @@ async function runSequence(steps: Step[], seed: number): Promise<void> {
     // A restart adopts what the hostile answers left in the state file (runs in flight with odd
     // ids, every count); a last poll of the simulator's own answers goes on from there.
     await app.stop();
-    app = await boot(text, sim, clock, lines);
+    app = await bootExporter(text, sim, clock, lines);
     for (const k of [...totals.keys()]) if (k.startsWith('conviva_exporter_')) totals.delete(k);
     model.resetProcess();
     await poll({ calm: true, advance: 30_000, starts: FLOWS.map(() => ({ t: 'real' })), statuses: [{ t: 'real' }] });
@@ -706,7 +674,7 @@ describe('InVision data flows collector, regressions this test found (fixed)', (
     sim.fake<InvisionFake>('invision').setFlow('df-p0', { name: 'p0', pendingMs: 1000, runningMs: 5 * M, failureShare: 0, stuckShare: 0 });
     const lines: string[] = [];
     const text = configText(dir).replace(/( {6}- \{ id: df-p0[^\n]*\n)[\s\S]*$/, '$1');
-    const app = await boot(text, sim, clock, lines);
+    const app = await bootExporter(text, sim, clock, lines);
     await app.runner.run(C);
     return {
       sim, clock, lines,
