@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
-import { MockAgent } from 'undici';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { App, VERSION } from '../../src/app.js';
 import { ManualClock } from '../../src/engine/clock.js';
@@ -1576,10 +1577,10 @@ async function runSequence(steps: Step[], seed: number): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // The client's parsers alone: the same generated answers, through the real HttpClient (its JSON
-// reading, error statuses, redaction, metrics), TokenSource and InsightsClient, with undici's
-// MockAgent in place of the socket. A poll of the whole exporter costs tens of milliseconds (HTTP
-// on loopback, SSH, the state file written with fsync after every step); this costs a few
-// hundredths, so every parser gets its 10,000 answers here too.
+// reading, error statuses, redaction, metrics), TokenSource and InsightsClient, against a plain
+// HTTP server on loopback serving the generated answers. A poll of the whole exporter costs tens
+// of milliseconds (the simulator, SSH, the state file written with fsync after every step); a call
+// here costs about a millisecond, so every parser gets its 10,000 answers here too.
 
 /**
  * One run of the client: lists of generated answers, used in turn by a script of calls (each a
@@ -1625,21 +1626,24 @@ async function runClient(run: ClientRun): Promise<void> {
   const metrics = createHttpMetrics(registry);
   const parseErrors = new Counter({ name: 'parse_errors_total', help: 'parse errors', labelNames: ['api', 'endpoint'], registers: [registry] });
   const settings = { connectTimeoutMs: 5000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000, maxRetries: 0, retryBaseDelayMs: 1, retryMaxDelayMs: 1, concurrency: 4, metrics, parseErrors, log: pino({ level: 'silent' }) };
-  const authHttp = new HttpClient({ ...settings, api: API.auth, baseUrl: `http://intelepeer.test${AUTH_PATH}` });
-  const http = new HttpClient({ ...settings, api: API.submit, baseUrl: `http://intelepeer.test${QUERY_PATH}` });
-  // The answers, in the order the model expects the requests.
+  // The answers, in the order the model expects the requests, served by a plain HTTP server on
+  // loopback (the calls are made one at a time, so the order holds).
   const queue: Array<{ path: string; status: number; body: string }> = [];
   const asked: string[] = [];
-  const mock = new MockAgent();
-  mock.disableNetConnect();
-  mock.get('http://intelepeer.test').intercept({ path: () => true, method: () => true }).reply((o) => {
-    const a = queue.shift();
-    asked.push(`${o.method} ${o.path}`);
-    if (!a) return { statusCode: 599, data: 'no answer prepared' };
-    if (o.path !== a.path) return { statusCode: 598, data: `asked ${o.path}, expected ${a.path}` };
-    return { statusCode: a.status, data: a.status === 204 ? '' : a.body };
-  }).persist();
-  for (const c of [authHttp, http]) (c as unknown as { agent: unknown }).agent = mock;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const a = queue.shift();
+      asked.push(`${req.method} ${req.url}`);
+      if (!a) res.writeHead(599).end('no answer prepared');
+      else if (req.url !== a.path) res.writeHead(598).end(`asked ${req.url}, expected ${a.path}`);
+      else res.writeHead(a.status).end(a.status === 204 ? undefined : a.body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const authHttp = new HttpClient({ ...settings, api: API.auth, baseUrl: `${base}${AUTH_PATH}` });
+  const http = new HttpClient({ ...settings, api: API.submit, baseUrl: `${base}${QUERY_PATH}` });
   const tokens = new TokenSource(authHttp, USER, PASSWORD, new ManualClock(T0));
   const client = new InsightsClient(http, tokens);
   const signal = new AbortController().signal;
@@ -1734,7 +1738,9 @@ async function runClient(run: ClientRun): Promise<void> {
     const byEndpoint = Object.fromEntries(counted.values.map((v) => [v.labels.endpoint, v.value]));
     expect(Object.fromEntries(ENDPOINTS.map((e) => [EP[e], byEndpoint[EP[e]] ?? 0]))).toEqual(Object.fromEntries(ENDPOINTS.map((e) => [EP[e], parse.get(e)])));
   } finally {
-    await mock.close();
+    await Promise.all([authHttp.close(), http.close()]);
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
 
@@ -1778,7 +1784,7 @@ submitted again, jobs by phase, the counted-until and oldest-job gauges, \`parse
 IntelePeer password, the SFTP password and every Bearer token are in no log line, not on \`/metrics\`, the landing
 page or in the state file. A poll of the whole exporter costs tens of milliseconds (HTTP and SSH on loopback, the
 state file written with fsync at each step), so the same generators also feed the client alone (HttpClient,
-TokenSource and InsightsClient, undici's MockAgent in place of the socket): 10,000+ answers to each call, each
+TokenSource and InsightsClient, against a plain HTTP server on loopback): 10,000+ answers to each call, each
 read as the model says, no secret in an error.`,
       rows: [
         ['sequences (fresh simulator, SFTP server and exporter each, restarted once)', fmt(stats.sequences)],
