@@ -164,6 +164,9 @@ export function withSftp<T>(settings: SftpSettings, signal: AbortSignal, fn: (s:
               endFinished = () => settle(() => resolve(value));
               if (closed) return endFinished();
               client.end();
+              // Our FIN after ssh2's disconnect message: on Node 24 ssh2's end() leaves our socket
+              // open (it no longer sees it as writable), and the wait below would run its full second.
+              socket.end();
               endTimer = setTimeout(() => {
                 socket.destroy();
                 endFinished?.();
@@ -194,6 +197,8 @@ export function withSftp<T>(settings: SftpSettings, signal: AbortSignal, fn: (s:
     // it attaches its own (connect() may throw first, on a key it cannot parse).
     socket.on('error', () => {});
     // Connecting before handing the socket over: ssh2 takes a socket that is not connecting for a connected one.
+    // SFTP is request and answer: without it each small packet waits for a delayed ACK.
+    socket.setNoDelay(true);
     socket.connect({ host: settings.host, port: settings.port });
     try {
       client.connect(config);

@@ -52,6 +52,9 @@ export async function startSftpServer(o: { root: string; host?: string; port?: n
   const tcp = createServer((socket) => {
     // Without it each small read waits for the client's delayed ACK (40 ms on loopback).
     socket.setNoDelay(true);
+    // The client ends with a disconnect and a FIN: close at once (on Node 24 ssh2's server leaves
+    // the socket half open, and the client waits out its grace second before destroying it).
+    socket.once('end', () => socket.destroy());
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     ssh.injectSocket(socket);
