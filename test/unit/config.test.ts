@@ -74,6 +74,8 @@ const BAD: Record<string, string[]> = {
   'bad-invision-dataflow-timeout-zero.yml': ['sources.invision.dataflows[0].timeout: must be longer than 0s'],
   'bad-invision-dataflow-id.yml': ['sources.invision.dataflows[0].id: must be letters, digits, _ . : or -'],
   'bad-invision-monitoring-no-api-key.yml': ['sources.invision.monitoring.api_key: required (or api_key_file)'],
+  'bad-invision-unknown-run-after.yml': ['sources.invision.unknown_run_after: must be at least 1m (a 404 right after a start may be InVision catching up)'],
+  'bad-intelepeer-query-timeout.yml': ['sources.intelepeer.query_timeout: must be at least 1m'],
   // sources.intelepeer: one fixture per rule of src/sources/intelepeer/config.ts.
   'bad-intelepeer-no-host-key.yml': ['sources.intelepeer.sftp.host_key_fingerprint: required'],
   'bad-intelepeer-fingerprint.yml': ['sources.intelepeer.sftp.host_key_fingerprint: must be a SHA256 fingerprint as ssh-keygen -l prints it: SHA256: and 43 base64 characters'],
