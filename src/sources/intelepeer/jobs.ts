@@ -11,7 +11,7 @@ import {
   COUNTED_UNTIL, DURATION_BUCKETS, FAILURE_REASONS, FAILURES, INTERVALS_COUNTED, JOB_PHASES, LAST_COUNTED, OLDEST_JOB, QUERY_JOBS, RESULT_BYTES, RESULT_ROWS,
   RETRIES, RETRY_REASONS, SCHEDULE_INTERVAL, SFTP_ERRORS, SFTP_ERRORS_TOTAL, SFTP_UP, eventFamilies, groupLabels, jobFamilies,
 } from './catalogue.js';
-import { RESULT_ENDPOINT, type InsightsClient } from './client.js';
+import { QUERY_API, RESULT_ENDPOINT, SUBMIT_ENDPOINT, type InsightsClient } from './client.js';
 import { labelName, type IntelepeerConfig, type QueryConfig } from './config.js';
 import { SftpError, withSftp, type SftpSession, type SftpSettings } from '../../sftp/client.js';
 
@@ -497,7 +497,7 @@ export function createQueryCollector(deps: QueryDeps): Collector {
         // it twice would count its result twice. Not taken; the interval is submitted again later.
         st.failures.submit++;
         once(ctx, `guid:${q.name}`, { query: q.name, guid }, 'IntelePeer answered a submit with the id of another query: not taken, submitted again later');
-        errors.push(new UpstreamError('UPSTREAM_MALFORMED', `intelepeer submit answered with the id of another query (${guid})`, { api: 'intelepeer', endpoint: 'dwh/Q' }));
+        errors.push(new UpstreamError('UPSTREAM_MALFORMED', `${QUERY_API} ${SUBMIT_ENDPOINT} answered with the id of another query (${guid})`, { api: QUERY_API, endpoint: SUBMIT_ENDPOINT }));
         submitPausedUntil = ctx.now + submitBackoff;
         return;
       }
