@@ -43,6 +43,7 @@ interface EngineHandle {
   stop(): Promise<void>;
   status(): CollectorStatus[];
   ready(): boolean;
+  setProcessText(text: string): void;
 }
 
 /** The address could not be listened on; `code` is the errno code (EADDRINUSE, EACCES, ...). */
@@ -66,7 +67,11 @@ const LISTEN_REASONS: Record<string, string> = {
 /** The composition root: the exposition and the HTTP server on this thread, the engine inline or on a worker. */
 export class App {
   readonly exposition = new Exposition();
-  readonly processMetrics = new ProcessMetrics(this.exposition);
+  // The process metrics are rendered on this thread; the OTLP push (on the engine's) needs them too.
+  readonly processMetrics = new ProcessMetrics(this.exposition, (text) => {
+    if (this.otlpOn) this.handle.setProcessText(text);
+  });
+  private otlpOn: boolean;
   readonly log: Logger;
   /** The engine, when it runs on this thread. */
   readonly engine: Engine | undefined;
@@ -93,6 +98,7 @@ export class App {
 
   private constructor(opts: AppOptions, makeEngine: (exposition: Exposition) => { handle: EngineHandle; engine?: Engine }) {
     this.log = opts.log;
+    this.otlpOn = opts.config.otlp !== undefined;
     const made = makeEngine(this.exposition);
     this.handle = made.handle;
     this.engine = made.engine;
@@ -157,9 +163,16 @@ export class App {
     return this.exposition.text();
   }
 
+  /** Pushes to the OTLP receiver now (inline engine; tests): false when no push is configured or it failed. */
+  pushOtlp(): Promise<boolean> {
+    if (!this.engine) throw new Error('the engine runs on a worker thread');
+    return this.engine.pushOtlp();
+  }
+
   /** Swaps in a new config (reloads run one after another). */
   async reload(config: Config): Promise<void> {
     await this.handle.reload(config);
+    this.otlpOn = config.otlp !== undefined;
   }
 
   /** Stops schedules, lets in-flight runs finish within the grace period, writes the state, closes the server. */

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { App, ListenError, VERSION } from './app.js';
 import { ConfigError, loadConfigFile, type Config } from './config/load.js';
 import { parseListenAddress } from './config/listen.js';
+import { describeSharding, parseShardFlags } from './engine/shard.js';
 import { createLogger } from './logger.js';
 import { parseFaults } from './simulator/faults.js';
 import type { Simulator } from './simulator/server.js';
@@ -12,7 +13,7 @@ import { SOURCES } from './sources/index.js';
 // The only file that reads process.env or calls process.exit.
 
 const USAGE = `Usage:
-  conviva-exporter --config <file> [--web.listen-address <host:port>]
+  conviva-exporter --config <file> [--web.listen-address <host:port>] [--shard <n> --total-shards <m>]
   conviva-exporter --config <file> --check-config
   conviva-exporter [--config <file>] --once [--demo]
   conviva-exporter --demo            exporter against the embedded simulator
@@ -25,6 +26,10 @@ Options:
   --once                          run every collector once, print the exposition, exit 0 if all succeeded
   --demo                          start the simulator on loopback and point every source at it
   --log.level <level>             override log.level
+  --shard <n>                     with --total-shards: poll only the units of upstream work (accounts, data
+                                  flows, queries) that hash to shard n (0..m-1);
+                                  every replica reads the same config (docs/scaling.md)
+  --total-shards <m>              the number of replicas sharing the work (default 1: no sharding)
   --version, --help
 `;
 
@@ -75,6 +80,8 @@ async function main(argv: string[]): Promise<number> {
         once: { type: 'boolean', default: false },
         demo: { type: 'boolean', default: false },
         'log.level': { type: 'string' },
+        shard: { type: 'string' },
+        'total-shards': { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -92,6 +99,11 @@ async function main(argv: string[]): Promise<number> {
     console.log(`conviva-exporter ${VERSION} (node ${process.version})`);
     return 0;
   }
+  const shard = parseShardFlags(values.shard, values['total-shards']);
+  if (typeof shard === 'string') {
+    console.error(`${shard}\n\n${USAGE}`);
+    return 2;
+  }
   const configPath = values.config ?? (values.demo ? DEMO_CONFIG : undefined);
   if (!configPath) {
     console.error(`--config is required (or --demo)\n\n${USAGE}`);
@@ -108,6 +120,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = (): Config => {
     const cfg = loadConfigFile(configPath, env);
+    // Not a YAML key: the flags, set again on every load so a SIGHUP reload keeps them.
+    cfg.shard = shard;
     // In demo mode every source points at the simulator, whatever the file says.
     if (sim) {
       for (const source of SOURCES) {
@@ -130,6 +144,12 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
   if (values['check-config']) {
+    if (shard.total > 1) {
+      // What each replica would poll, so names and --total-shards can be checked before a rollout.
+      const sharding = describeSharding(SOURCES, config.sources, shard.total);
+      for (const line of sharding.lines) console.log(`${configPath}: ${line}`);
+      config.warnings.push(...sharding.warnings);
+    }
     for (const w of config.warnings) console.error(`${configPath}: warning: ${w}`);
     console.log(`${configPath}: configuration is valid${config.warnings.length > 0 ? ` (${config.warnings.length} warning${config.warnings.length > 1 ? 's' : ''})` : ''}`);
     await sim?.close();

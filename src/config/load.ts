@@ -15,11 +15,20 @@ export class ConfigError extends Error {
   }
 }
 
+/** The `otlp:` block with its header values read (each from `value` or `value_file`). */
+export type OtlpConfig = Omit<NonNullable<RawConfig['otlp']>, 'headers'> & { headers: { name: string; value: string }[] };
+
 /** A validated config: the shared part, and each configured source's resolved block by source name. */
-export type Config = Omit<RawConfig, 'sources'> & {
+export type Config = Omit<RawConfig, 'sources' | 'otlp'> & {
+  otlp?: OtlpConfig;
   sources: Record<string, unknown>;
   /** What is valid but will not work as meant ("key.path: reason"): printed by --check-config, logged at start-up and reload. */
   warnings: string[];
+  /**
+   * Which shard this replica is (--shard, --total-shards; not a YAML key): it polls only the units
+   * of upstream work whose key hashes to `ordinal` (src/engine/shard.ts). {0, 1}: no sharding.
+   */
+  shard: { ordinal: number; total: number };
 };
 
 type Env = Record<string, string | undefined>;
@@ -166,8 +175,14 @@ function describeErrno(e: NodeJS.ErrnoException): string {
 
 function resolveSecrets(raw: RawConfig, _env: Env, baseDir: string): Config {
   const problems: string[] = [];
-  const { sources, ...rest } = raw;
-  const out: Config = { ...rest, sources: {}, warnings: [] };
+  const { sources, otlp, ...rest } = raw;
+  const out: Config = { ...rest, sources: {}, warnings: [], shard: { ordinal: 0, total: 1 } };
+  if (otlp) {
+    out.otlp = {
+      ...otlp,
+      headers: otlp.headers.map((h, i) => ({ name: h.name, value: secret(h, 'value', `otlp.headers[${i}]`, baseDir, problems) })),
+    };
+  }
   if (rest.engine.state_file !== undefined && !isAbsolute(rest.engine.state_file)) {
     out.engine = { ...rest.engine, state_file: resolve(baseDir, rest.engine.state_file) };
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SOURCES } from '../sources/index.js';
-import { duration } from './fields.js';
+import { duration, secretPair } from './fields.js';
 import { parseListenAddress } from './listen.js';
 
 // The shared part of the config; each source brings its own block under `sources.<name>`.
@@ -25,6 +25,24 @@ export const configSchema = z.strictObject({
       state_file: z.string().min(1).optional(),
     })
     .default(() => ({ staleness: 300_000, shutdown_grace: 10_000, series_idle_timeout: 3_600_000 })),
+  otlp: z
+    .strictObject({
+      // The receiver: the full URL for http/protobuf (https://collector:4318/v1/metrics), the
+      // host's URL for gRPC (http://collector:4317). No credentials in it: headers carry them.
+      endpoint: z
+        .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+        .refine((u) => { const x = new URL(u); return x.username === '' && x.password === ''; }, 'must not hold credentials: give them in headers (value_file)'),
+      protocol: z.enum(['http/protobuf', 'grpc']).default('http/protobuf'),
+      headers: z
+        .array(z.strictObject({ name: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name'), ...secretPair('value') }))
+        .default([]),
+      interval: duration('60s'),
+      timeout: duration('10s'),
+      compression: z.enum(['gzip', 'none']).default('gzip'),
+      resource_attributes: z.record(z.string().min(1), z.string()).default({}),
+    })
+    .refine((o) => o.timeout < o.interval, { path: ['timeout'], message: 'must be shorter than interval: a push must end before the next one is due' })
+    .optional(),
   sources: z.strictObject(Object.fromEntries(SOURCES.map((s) => [s.name, s.configSchema.optional()]))),
 });
 

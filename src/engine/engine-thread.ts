@@ -109,6 +109,11 @@ export class EngineThread {
     clearTimeout(lingering);
   }
 
+  /** Hands the serving thread's process metrics to the engine (for the OTLP push). */
+  setProcessText(text: string): void {
+    if (!this.stopping) this.send({ type: 'process', text });
+  }
+
   status(): CollectorStatus[] {
     return this.lastStatus;
   }

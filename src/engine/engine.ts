@@ -11,8 +11,10 @@ import { CardinalityGuard } from './guard.js';
 import { createBudgetMetrics, RequestBudget, WindowBudget, type BudgetMetrics } from './limits.js';
 import { Runner, type CollectorStatus } from './runner.js';
 import { createEngineMetrics, type EngineMetrics } from './self-metrics.js';
+import { shardBlock, type SharedLimit } from './shard.js';
 import type { AnySource, SourceServices } from './source.js';
 import { StateFile, type VersionedState } from './state-file.js';
+import { OtlpMetrics, OtlpPusher } from '../otlp/pusher.js';
 
 export interface EngineOptions {
   config: Config;
@@ -63,6 +65,12 @@ export class Engine {
   private selfChain: Promise<void> = Promise.resolve();
   private lastSelfText: string | undefined;
   private selfPending = false;
+  private readonly otlpMetrics: OtlpMetrics;
+  private otlp: OtlpPusher | undefined;
+  /** Each collector's last published text, kept only while an OTLP push is configured. */
+  private readonly dataTexts = new Map<string, string>();
+  /** The serving thread's process metrics, as it last rendered them (OTLP only). */
+  private processText = '';
   /** Called whenever a collector's status changes. */
   onStatus: () => void = () => {};
   /** Called after each collector's publish has been handed to the sink. */
@@ -76,6 +84,8 @@ export class Engine {
     this.httpMetrics = createHttpMetrics(this.registry);
     this.budgetMetrics = createBudgetMetrics(this.registry);
     for (const s of this.sources) if (s.selfMetrics) this.sourceSelf.set(s.name, s.selfMetrics(this.registry));
+    this.otlpMetrics = new OtlpMetrics(this.registry);
+    this.otlp = this.makeOtlp(opts.config);
     this.pipeline = this.buildPipeline(opts.config);
     // The state file's path is read at start-up only (a reload keeps the file it started with).
     const path = opts.config.engine.state_file;
@@ -120,6 +130,30 @@ export class Engine {
     this.selfTimer = setInterval(() => this.refreshSelf(), SELF_RENDER_MS);
     this.selfTimer.unref();
     this.refreshSelf();
+    this.otlp?.start();
+  }
+
+  /** The OTLP pusher of a config that has an `otlp:` block. */
+  private makeOtlp(config: Config): OtlpPusher | undefined {
+    if (!config.otlp) return undefined;
+    return new OtlpPusher({
+      settings: config.otlp,
+      log: this.log.child({ component: 'otlp' }),
+      metrics: this.otlpMetrics,
+      version: this.opts.version,
+      now: () => this.clock.now(),
+      texts: async () => [...this.dataTexts.values(), await this.registry.metrics(), this.processText],
+    });
+  }
+
+  /** Pushes to the OTLP receiver now (tests); false when no push is configured or it failed. */
+  pushOtlp(): Promise<boolean> {
+    return this.otlp?.push() ?? Promise.resolve(false);
+  }
+
+  /** The serving thread's process metrics text, for the OTLP push (it is rendered there). */
+  setProcessText(text: string): void {
+    if (this.otlp) this.processText = text;
   }
 
   /** Runs every collector once; true when all succeeded. */
@@ -152,6 +186,8 @@ export class Engine {
       if (this.selfTimer) clearInterval(this.selfTimer);
       await this.runner.stop(this.config.engine.shutdown_grace);
       await this.saveState().catch(() => {}); // logged by the state file
+      // The receiver gets the last numbers (one more push, bounded by the push timeout).
+      await this.otlp?.stop(true);
       await Promise.all(this.pipeline.http.map((h) => h.close()));
       await this.selfChain;
     });
@@ -177,6 +213,16 @@ export class Engine {
     const keep = new Set(this.runner.collectorNames);
     const gone = old.runner.collectorNames.filter((n) => !keep.has(n));
     if (gone.length > 0) this.opts.sink.update([], gone.map(dataPart));
+    for (const name of gone) this.dataTexts.delete(name);
+    if (JSON.stringify(config.otlp) !== JSON.stringify(old.config.otlp)) {
+      await this.otlp?.stop(false);
+      this.otlp = this.makeOtlp(config);
+      if (!this.otlp) {
+        this.dataTexts.clear();
+        this.processText = '';
+      }
+      if (this.started) this.otlp?.start();
+    }
     for (const name of gone) {
       for (const m of [this.metrics.collectorUp, this.metrics.collectorDuration, this.metrics.collectorLastSuccess, this.metrics.collectorSkipped, this.metrics.collectorSeries, this.metrics.dataNewest]) {
         m.remove({ collector: name });
@@ -199,12 +245,46 @@ export class Engine {
     this.refreshSelf();
   }
 
+  /**
+   * Each configured source's block as this shard runs it (--shard, --total-shards): only the units
+   * of upstream work it owns, shared limits divided; a source of which it owns no unit is left out
+   * (no collector, nothing for /-/ready to wait for). Sets the shard_* self-metrics and logs what
+   * this replica polls.
+   */
+  private shardedBlocks(config: Config): Map<string, unknown> {
+    const { shard } = config;
+    this.metrics.shardOrdinal.set(shard.ordinal);
+    this.metrics.totalShards.set(shard.total);
+    this.metrics.shardUnits.reset();
+    const out = new Map<string, unknown>();
+    const owned: string[] = [];
+    const limits: SharedLimit[] = [];
+    for (const source of this.sources) {
+      const whole = config.sources[source.name];
+      if (whole === undefined) continue;
+      const s = shardBlock(source, whole, shard);
+      this.metrics.shardUnits.set({ source: source.name }, s.owned.length);
+      owned.push(...s.owned);
+      limits.push(...s.limits);
+      if (s.block !== undefined) out.set(source.name, s.block);
+    }
+    if (shard.total > 1) {
+      this.log.info({ shard: shard.ordinal, totalShards: shard.total, units: owned, limits: limits.map((l) => `${l.source}.${l.name}: ${l.part} of ${l.limit}`) }, 'sharding: the units of upstream work this replica polls');
+      for (const l of limits) {
+        const sum = l.parts.reduce((a, b) => a + b, 0);
+        if (sum > l.limit) this.log.warn({ source: l.source, limit: l.name, value: l.limit, parts: l.parts }, 'sharding: a shared upstream limit is smaller than the shards that need a part of it; each takes 1, so together they may exceed it');
+      }
+    }
+    return out;
+  }
+
   private buildPipeline(config: Config, previous?: Pipeline): Pipeline {
     const http: HttpClient[] = [];
     const budgetsAsked = new Set<string>();
     const collectors: Collector[] = [];
+    const blocks = this.shardedBlocks(config);
     for (const source of this.sources) {
-      const block = config.sources[source.name];
+      const block = blocks.get(source.name);
       if (block === undefined) continue;
       const services: SourceServices = {
         log: this.log.child({ source: source.name }),
@@ -265,6 +345,7 @@ export class Engine {
       publisher: {
         publish: (collector, text) => this.publish(collector, text),
         withdraw: (collector) => {
+          this.dataTexts.delete(collector);
           this.opts.sink.update([], [dataPart(collector)]);
           this.refreshSelf();
         },
@@ -291,6 +372,7 @@ export class Engine {
    */
   private publish(collector: string, text: string): Promise<void> {
     const data = makePart(dataPart(collector), text, this.opts.ownThread);
+    if (this.otlp) this.dataTexts.set(collector, text);
     return this.serially(async () => {
       const selfText = await this.registry.metrics();
       this.lastSelfText = selfText;

@@ -135,6 +135,25 @@ export function createEngineMetrics(registry: Registry, version: string) {
       labelNames: ['result'],
       registers: reg,
     }),
+    // Sharding across replicas (docs/scaling.md): every replica of a sharded deployment says which
+    // shard it is and how many there are, so an alert catches two with the same ordinal, a missing
+    // one, or replicas that disagree on the total (kube-state-metrics exports the same pair).
+    shardOrdinal: new Gauge({
+      name: `${p}shard_ordinal`,
+      help: 'This replica\'s shard (--shard; 0 without sharding): it polls the units of upstream work whose key hashes to it.',
+      registers: reg,
+    }),
+    totalShards: new Gauge({
+      name: `${p}total_shards`,
+      help: 'Number of shards the units of upstream work are spread over (--total-shards; 1 without sharding); every replica of a deployment must say the same.',
+      registers: reg,
+    }),
+    shardUnits: new Gauge({
+      name: `${p}shard_units`,
+      help: 'Units of upstream work (accounts, data flows, queries: docs/scaling.md) of the source this replica polls; summed over the replicas, the number configured.',
+      labelNames: ['source'],
+      registers: reg,
+    }),
   };
 }
 

@@ -7,6 +7,7 @@ import type { Clock } from './clock.js';
 import type { Collector } from './collector.js';
 import type { FamilyDef } from './family.js';
 import type { RequestBudget, WindowBudget } from './limits.js';
+import type { ShardContext } from './shard.js';
 import type { EngineMetrics } from './self-metrics.js';
 
 /** Helpers a source's `resolve` gets: secrets with their *_file twins, paths, problems with key paths. */
@@ -68,6 +69,28 @@ export interface SourceDef<Raw = unknown, Resolved = unknown, Self = unknown> {
   fake(options: FakeOptions): Fake;
   /** The config pointed at the simulator (demo mode and tests): its HTTP base URL, and its SFTP server when it has one. */
   useSimulator(config: Resolved, sim: SimulatorEndpoints): Resolved;
+  /**
+   * Its units of upstream work, for sharding across replicas (--shard, --total-shards; see
+   * docs/scaling.md). A unit is what can run on one replica while another runs the rest: its
+   * requests, and the budgets they spend, belong to it alone. Without this, the source is one unit
+   * (keyed by its name), run whole by one shard.
+   */
+  readonly sharding?: SourceSharding<Resolved>;
+}
+
+/** A source's units of work and how to keep only some of them (see SourceDef.sharding). */
+export interface SourceSharding<Resolved> {
+  /**
+   * The stable keys of the block's units, unique within the source: the engine hashes
+   * `<source>/<key>`. A key must not change while the unit does not (a renamed key moves the unit
+   * to another shard, which starts it afresh).
+   */
+  units(config: Resolved): string[];
+  /**
+   * The block keeping only the units `shard` owns (it owns at least one), with every limit that
+   * all the units share upstream (per IP, per customer) cut to this shard's part, `shard.share()`.
+   */
+  keep(config: Resolved, shard: ShardContext): Resolved;
 }
 
 /** Defines a source, keeping its config types together. */

@@ -17,7 +17,12 @@ export interface WirePart {
   gzip: Uint8Array;
 }
 
-export type ToEngine = { type: 'start' } | { type: 'reload'; id: number; config: Config } | { type: 'stop' };
+export type ToEngine =
+  | { type: 'start' }
+  | { type: 'reload'; id: number; config: Config }
+  | { type: 'stop' }
+  /** The serving thread's process metrics (a few KB a second, sent only while an OTLP push is configured). */
+  | { type: 'process'; text: string };
 
 export type FromEngine =
   | { type: 'update'; parts: WirePart[]; remove: string[]; status: CollectorStatus[]; ready: boolean }

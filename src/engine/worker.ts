@@ -96,6 +96,9 @@ port.on('message', (msg: ToEngine) => {
         (err: unknown) => post({ type: 'reloaded', id: msg.id, error: err instanceof Error ? err.message : String(err) }),
       );
       return;
+    case 'process':
+      engine.setProcessText(msg.text);
+      return;
     case 'stop':
       void engine.stop().finally(() => {
         post({ type: 'stopped' });

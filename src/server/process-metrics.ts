@@ -15,7 +15,11 @@ export class ProcessMetrics {
   private timer: NodeJS.Timeout | undefined;
   private rendering: Promise<void> = Promise.resolve();
 
-  constructor(private readonly sink: PartSink) {
+  /** `onText`: called with each rendering's text (the OTLP push carries these series too). */
+  constructor(
+    private readonly sink: PartSink,
+    private readonly onText: (text: string) => void = () => {},
+  ) {
     collectDefaultMetrics({ register: this.registry });
     // These three are gauges named *_total, which promtool's lint (rightly) refuses; the handle and
     // request counts are still there, split by type, as nodejs_active_handles / _requests / _resources.
@@ -36,7 +40,9 @@ export class ProcessMetrics {
   /** Renders and publishes now (one rendering at a time). */
   render(): Promise<void> {
     this.rendering = this.rendering.then(async () => {
-      this.sink.update([await makePart(PROCESS_SELF_PART, await this.registry.metrics())], []);
+      const text = await this.registry.metrics();
+      this.sink.update([await makePart(PROCESS_SELF_PART, text)], []);
+      this.onText(text);
     });
     return this.rendering;
   }

@@ -93,6 +93,56 @@ describe('CLI', () => {
     }
   });
 
+  it('--shard and --total-shards: a bad value or one without the other exits 2 with the reason and usage', () => {
+    for (const [args, message] of [
+      [['--shard', '2', '--total-shards', '2'], '--shard: expected a whole number from 0 to 1 (--total-shards 2), got "2"'],
+      [['--shard', '1'], '--shard and --total-shards go together: give both, or neither (no sharding)'],
+      [['--total-shards', '0', '--shard', '0'], '--total-shards: expected a whole number from 1 to 1000, got "0"'],
+      [['--shard', 'x', '--total-shards', '3'], '--shard: expected a whole number from 0 to 2 (--total-shards 3), got "x"'],
+    ] as const) {
+      const r = run(['--demo', '--check-config', ...args]);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr.split('\n')[0]).toBe(message);
+      expect(r.stderr).toContain('Usage:');
+    }
+  });
+
+  it('--check-config with --total-shards prints what each shard polls', () => {
+    const r = run(['--demo', '--check-config', '--shard', '0', '--total-shards', '2']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('demo.yml: shard 0 of 2 polls conviva/demo, invision/dataflow/df-hourly-sales, invision/dataflow/df-legacy-export, intelepeer/flow-exits (limits: conviva.ip_requests_per_5_minutes 1500 of 3000, intelepeer.max_running_queries 1 of 2)');
+    expect(r.stdout).toContain('demo.yml: shard 1 of 2 polls conviva/demo-eu, invision/dataflow/df-nightly-load, invision/dataflow/df-budget-sync, invision/monitoring, intelepeer/dtmf-errors, intelepeer/calls, intelepeer/messages (limits: conviva.ip_requests_per_5_minutes 1500 of 3000, intelepeer.max_running_queries 1 of 2)');
+    expect(r.stdout).toContain('configuration is valid');
+  });
+
+  it('a shard polls only its units, on the engine thread, and keeps its shard across a SIGHUP reload', async () => {
+    const ex = await startExporter(['--demo', '--shard', '1', '--total-shards', '2', '--web.listen-address', '127.0.0.1:0']);
+    child = ex.proc;
+    const metric = (t: string, line: string) => t.split('\n').find((l) => l.startsWith(line));
+    const text = await waitFor('conviva metrics', async () => {
+      const t = await (await fetch(`${ex.url}/metrics`)).text();
+      return t.includes('conviva_attempts{') ? t : undefined;
+    });
+    const accounts = (t: string) => new Set(parseExposition(t).filter((s) => s.name === 'conviva_attempts').map((s) => s.labels.account));
+    expect(accounts(text)).toEqual(new Set(['demo-eu'])); // conviva/demo hashes to shard 0
+    expect(metric(text, 'conviva_exporter_shard_ordinal ')).toBe('conviva_exporter_shard_ordinal 1');
+    expect(metric(text, 'conviva_exporter_total_shards ')).toBe('conviva_exporter_total_shards 2');
+    expect(metric(text, 'conviva_exporter_shard_units{source="conviva"}')).toBe('conviva_exporter_shard_units{source="conviva"} 1');
+    child.kill('SIGHUP');
+    await waitFor('reload', async () => ex.logs.find((l) => l.msg === 'configuration reloaded'));
+    const units = ex.logs.filter((l) => l.msg === 'sharding: the units of upstream work this replica polls').map((l) => l.units);
+    expect(units).toHaveLength(2);
+    expect(units[1]).toEqual(units[0]);
+    expect(units[0]).toContain('conviva/demo-eu');
+    await new Promise((r) => setTimeout(r, 1500)); // the self-metrics are rendered once a second
+    const after = await (await fetch(`${ex.url}/metrics`)).text();
+    expect(metric(after, 'conviva_exporter_total_shards ')).toBe('conviva_exporter_total_shards 2');
+    expect(metric(after, 'conviva_exporter_shard_units{source="conviva"}')).toBe('conviva_exporter_shard_units{source="conviva"} 1');
+    expect(accounts(after)).toEqual(new Set(['demo-eu']));
+    child.kill('SIGTERM');
+    expect(await ex.exited).toBe(0);
+  });
+
   it('unknown flags exit 2 with usage', () => {
     const r = run(['--bogus']);
     expect(r.status).toBe(2);

@@ -76,6 +76,15 @@ const BAD: Record<string, string[]> = {
   'bad-invision-monitoring-no-api-key.yml': ['sources.invision.monitoring.api_key: required (or api_key_file)'],
   'bad-invision-unknown-run-after.yml': ['sources.invision.unknown_run_after: must be at least 1m (a 404 right after a start may be InVision catching up)'],
   'bad-intelepeer-query-timeout.yml': ['sources.intelepeer.query_timeout: must be at least 1m'],
+  // otlp: one fixture per rule of the otlp block (src/config/schema.ts, load.ts).
+  'bad-otlp.yml': [
+    'otlp.endpoint: must not hold credentials: give them in headers (value_file)',
+    'otlp.protocol: Invalid option: expected one of "http/protobuf"|"grpc"',
+    'otlp.headers[0].name: must be an HTTP header name',
+  ],
+  'bad-otlp-endpoint.yml': ['otlp.endpoint: expected an http:// or https:// URL'],
+  'bad-otlp-timeout.yml': ['otlp.timeout: must be shorter than interval: a push must end before the next one is due'],
+  'bad-otlp-header-twice.yml': ['otlp.headers[0].value: give either value or value_file, not both'],
   // sources.intelepeer: one fixture per rule of src/sources/intelepeer/config.ts.
   'bad-intelepeer-no-host-key.yml': ['sources.intelepeer.sftp.host_key_fingerprint: required'],
   'bad-intelepeer-fingerprint.yml': ['sources.intelepeer.sftp.host_key_fingerprint: must be a SHA256 fingerprint as ssh-keygen -l prints it: SHA256: and 43 base64 characters'],
@@ -124,6 +133,19 @@ describe('config fixtures', () => {
     expect(cv.accounts).toEqual([{ name: 'prod', clientId: 'abc', clientSecret: 's3cret' }]);
     expect(cv.realtime).toMatchObject({ enabled: true, schedule: '* * * * *', timeout: 50_000, settle_delay: 60_000, group_by: [], filters: [{ name: 'all' }], max_series_per_metric: 5000 });
     expect(cv.realtime.metrics).toContain('bitrate');
+  });
+
+  it('an otlp block gets its defaults and reads header values from files', () => {
+    expect(loadConfigFile(`${dir}ok-minimal.yml`, {}).otlp).toBeUndefined();
+    expect(loadConfigFile(`${dir}ok-otlp.yml`, {}).otlp).toEqual({
+      endpoint: 'http://otel-collector:4317',
+      protocol: 'grpc',
+      headers: [{ name: 'X-Api-Key', value: 's3cret-from-file' }],
+      interval: 30_000,
+      timeout: 10_000,
+      compression: 'gzip',
+      resource_attributes: { 'deployment.environment': 'prod' },
+    });
   });
 
   it('expands ${ENV}, ${ENV:-default} and $$, and reads *_file secrets relative to the config', () => {

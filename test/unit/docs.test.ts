@@ -39,7 +39,8 @@ describe('docs/metrics.md', () => {
   it('lists every family the code can emit, with its type and labels, and nothing else', async () => {
     // Every source's data families, and every self-metric of the engine, the HTTP layer and the sources.
     const fromCode: DocRow[] = SOURCES.flatMap((s) => s.families.map((f) => ({ name: f.name, type: f.type, labels: [...f.labelNames] })));
-    const engine = new Engine({ config: parseConfig('sources: {}', {}, '.'), log: pino({ level: 'silent' }), sink: { update: () => {} }, version: 'test' });
+    // With an otlp block, so that the OTLP push's own series are listed too.
+    const engine = new Engine({ config: parseConfig('sources: {}\notlp: { endpoint: "http://127.0.0.1:4318/v1/metrics" }', {}, '.'), log: pino({ level: 'silent' }), sink: { update: () => {} }, version: 'test' });
     for (const m of await engine.registry.getMetricsAsJSON()) {
       const labels = (engine.registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames;
       fromCode.push({ name: m.name, type: String(m.type), labels: [...labels] });

@@ -153,4 +153,15 @@ export const conviva = defineSource<ConvivaRawConfig, ConvivaConfig, ConvivaSelf
   },
   fake: (options) => ConvivaFake.create(options),
   useSimulator: (config, { url }) => ({ ...config, base_url: url, ca_file: undefined }),
+  // The unit is the account: its real-time, DPI Flow and sessions collectors' requests, and the
+  // account's real-time and historical budgets, are its alone. The per-IP limit is shared by every
+  // account (replicas behind one NAT leave from one address): each shard takes its accounts' share.
+  sharding: {
+    units: (config) => config.accounts.map((a) => a.name),
+    keep: (config, shard) => ({
+      ...config,
+      accounts: config.accounts.filter((a) => shard.owns(a.name)),
+      ip_requests_per_5_minutes: shard.share(config.ip_requests_per_5_minutes, config.accounts.map((a) => a.name), 'ip_requests_per_5_minutes'),
+    }),
+  },
 });

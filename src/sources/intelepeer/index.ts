@@ -45,4 +45,16 @@ export const intelepeer = defineSource<IntelepeerRawConfig, IntelepeerConfig>({
         }
       : config.sftp,
   }),
+  // The unit is the query: its intervals, jobs, result files and state are its own. IntelePeer runs
+  // at most max_running_queries (2) of the customer's queries at once, whoever submits them: each
+  // shard takes its queries' share of those slots (a third submit would only wait out a 429).
+  // The token is per replica (each authenticates once a day); so are its SFTP sessions.
+  sharding: {
+    units: (config) => config.queries.map((q) => q.name),
+    keep: (config, shard) => ({
+      ...config,
+      queries: config.queries.filter((q) => shard.owns(q.name)),
+      max_running_queries: shard.share(config.max_running_queries, config.queries.map((q) => q.name), 'max_running_queries'),
+    }),
+  },
 });

@@ -71,6 +71,12 @@ export type DataflowConfig = InvisionRawConfig['dataflows'][number];
 export type InvisionConfig = Omit<InvisionRawConfig, 'api_key' | 'api_key_file' | 'monitoring'> & {
   apiKey: string;
   monitoring: Omit<InvisionRawConfig['monitoring'], 'api_key' | 'api_key_file'> & { apiKey?: string };
+  /**
+   * With shards (set by the source's sharding hook, not a YAML key): whether this replica takes
+   * the hand-over files of a data flow id. Files of flows another shard owns are left in the
+   * folder for it; absent, every file is this replica's.
+   */
+  handoverOwned?: (flowId: string) => boolean;
 };
 
 /** Reads the API keys (inline or *_file) and checks what the schema cannot. */

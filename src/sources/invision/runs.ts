@@ -184,6 +184,8 @@ export function createDataflowCollector(deps: DataflowDeps): Collector {
   function adoptHandovers(found: Handover[], ctx: RunContext): Handover[] {
     const taken: Handover[] = [];
     for (const h of found) {
+      // Another shard's flow (a folder shared by the replicas): its file is left for that shard.
+      if (config.handoverOwned && !config.handoverOwned(h.flowId)) continue;
       const f = flowsById.get(h.flowId);
       if (!f) {
         ctx.log.warn({ file: h.file, flowId: h.flowId }, 'handed-over run of a data flow not in the configuration: ignored');

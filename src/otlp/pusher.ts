@@ -1,0 +1,207 @@
+import { hostname } from 'node:os';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { MetricData, PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { OtlpConfig } from '../config/load.js';
+import { convertFamily, StartTimes } from './convert.js';
+import { parseExpositionText, type ParsedFamily } from './parse.js';
+
+/** The exporter's own OTLP health series, in the engine's registry while a push is configured. */
+export class OtlpMetrics {
+  readonly exports = new Counter({
+    name: 'conviva_exporter_otlp_exports_total',
+    help: 'OTLP pushes of every series /metrics serves, by result (a failure counts once, after the exporter\'s own retries within the timeout).',
+    labelNames: ['result'] as const,
+    registers: [],
+  });
+  readonly lastSuccess = new Gauge({
+    name: 'conviva_exporter_otlp_last_success_timestamp_seconds',
+    help: 'When the last OTLP push was accepted by the receiver (Unix seconds).',
+    registers: [],
+  });
+  readonly points = new Gauge({
+    name: 'conviva_exporter_otlp_points',
+    help: 'Data points in the last OTLP push (one per series; a histogram series is one point).',
+    registers: [],
+  });
+  private registered = false;
+
+  constructor(private readonly registry: Registry) {}
+
+  /** Shows the series while a push is configured, and only then. */
+  show(on: boolean): void {
+    if (on === this.registered) return;
+    this.registered = on;
+    const all = [
+      [this.exports, 'conviva_exporter_otlp_exports_total'],
+      [this.lastSuccess, 'conviva_exporter_otlp_last_success_timestamp_seconds'],
+      [this.points, 'conviva_exporter_otlp_points'],
+    ] as const;
+    for (const [m, name] of all) {
+      if (on) this.registry.registerMetric(m);
+      else this.registry.removeSingleMetric(name);
+    }
+    if (on) for (const result of ['success', 'failure']) this.exports.inc({ result }, 0);
+  }
+}
+
+export interface OtlpPusherOptions {
+  settings: OtlpConfig;
+  log: Logger;
+  metrics: OtlpMetrics;
+  version: string;
+  now: () => number;
+  /** The exposition texts /metrics serves, in its order (data, the engine's metrics, the process's). */
+  texts: () => Promise<string[]>;
+}
+
+/** Pauses between attempts after a failed push: 5 s, doubling, never longer than the interval. */
+const FIRST_RETRY_MS = 5000;
+/** Samples converted between two yields to the event loop: a 90k-series push never holds the engine thread for long. */
+const SAMPLES_PER_SLICE = 5000;
+
+/**
+ * Pushes what /metrics serves to an OTLP receiver every `interval`, over http/protobuf or gRPC with
+ * the official OpenTelemetry exporters. It runs on the engine's thread: the serving thread never
+ * waits on it, and a push that fails or hangs (each is bounded by `timeout`) delays no collector.
+ * A failed push is counted, logged once until a push succeeds again, and tried again with backoff;
+ * points are cumulative, so the next accepted push carries everything the failed ones would have.
+ */
+export class OtlpPusher {
+  private exporter: PushMetricExporter | undefined;
+  private readonly starts = new StartTimes();
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<boolean> | undefined;
+  private failures = 0;
+  private stopped = false;
+  private readonly resource;
+
+  constructor(private readonly opts: OtlpPusherOptions) {
+    const s = opts.settings;
+    this.resource = resourceFromAttributes({
+      'service.name': 'conviva-exporter',
+      'service.version': opts.version,
+      'service.instance.id': hostname(),
+      ...s.resource_attributes,
+    });
+    opts.metrics.show(true);
+  }
+
+  /** Loads the exporter for the protocol (the gRPC stack only when asked for). */
+  private async load(): Promise<PushMetricExporter> {
+    if (this.exporter) return this.exporter;
+    const s = this.opts.settings;
+    const compression = s.compression as never; // the exporters' CompressionAlgorithm enum: 'gzip' | 'none'
+    if (s.protocol === 'grpc') {
+      const [{ OTLPMetricExporter }, { Metadata }] = await Promise.all([import('@opentelemetry/exporter-metrics-otlp-grpc'), import('@grpc/grpc-js')]);
+      const metadata = new Metadata();
+      for (const h of s.headers) metadata.set(h.name.toLowerCase(), h.value);
+      this.exporter = new OTLPMetricExporter({ url: s.endpoint, metadata, timeoutMillis: s.timeout, compression });
+    } else {
+      const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-proto');
+      const headers = Object.fromEntries(s.headers.map((h) => [h.name, h.value]));
+      this.exporter = new OTLPMetricExporter({ url: s.endpoint, headers, timeoutMillis: s.timeout, compression });
+    }
+    return this.exporter;
+  }
+
+  /** Pushes at every interval from now on (the first push one interval from now). */
+  start(): void {
+    this.schedule(this.opts.settings.interval);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void this.push().then((ok) => this.schedule(ok ? this.opts.settings.interval : this.backoff()));
+    }, ms);
+    this.timer.unref();
+  }
+
+  private backoff(): number {
+    const ms = Math.min(this.opts.settings.interval, FIRST_RETRY_MS * 2 ** Math.min(this.failures - 1, 16));
+    return ms * (0.8 + Math.random() * 0.4);
+  }
+
+  /** Pushes now (one push at a time: a push asked for during another waits for it and returns its result). */
+  push(): Promise<boolean> {
+    this.inFlight ??= this.pushOnce().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  private async pushOnce(): Promise<boolean> {
+    const m = this.opts.metrics;
+    const now = this.opts.now();
+    let metrics: MetricData[];
+    let points = 0;
+    try {
+      metrics = await this.convert(now);
+      for (const md of metrics) points += md.dataPoints.length;
+    } catch (err) {
+      this.starts.abandon();
+      this.opts.log.error({ err }, 'OTLP push: could not convert the exposition');
+      m.exports.inc({ result: 'failure' });
+      this.failures++;
+      return false;
+    }
+    const rm: ResourceMetrics = { resource: this.resource, scopeMetrics: [{ scope: { name: 'conviva-exporter', version: this.opts.version }, metrics }] };
+    let error: Error | undefined;
+    try {
+      const exporter = await this.load();
+      const result = await new Promise<{ code: number; error?: Error }>((resolve) => exporter.export(rm, resolve));
+      if (result.code !== 0) error = result.error ?? new Error('export failed');
+    } catch (e) {
+      error = e as Error;
+    }
+    if (error) {
+      this.starts.abandon();
+      m.exports.inc({ result: 'failure' });
+      if (this.failures === 0) {
+        this.opts.log.error({ endpoint: this.opts.settings.endpoint, protocol: this.opts.settings.protocol, err: { message: error.message } }, 'OTLP push failed: retrying with backoff (logged once until a push succeeds)');
+      }
+      this.failures++;
+      return false;
+    }
+    this.starts.commit(now);
+    m.exports.inc({ result: 'success' });
+    m.lastSuccess.set(now / 1000);
+    m.points.set(points);
+    if (this.failures > 0) this.opts.log.info({ endpoint: this.opts.settings.endpoint, failed: this.failures }, 'OTLP push succeeded again');
+    this.failures = 0;
+    return true;
+  }
+
+  /** Parses and converts the texts, yielding to the event loop every few thousand samples. */
+  private async convert(now: number): Promise<MetricData[]> {
+    const families = new Map<string, ParsedFamily>();
+    for (const text of await this.opts.texts()) {
+      parseExpositionText(text, families);
+      await yieldToLoop();
+    }
+    const out: MetricData[] = [];
+    let done = 0;
+    for (const f of families.values()) {
+      const md = convertFamily(f, now, this.starts);
+      if (md) out.push(md);
+      done += f.samples.length;
+      if (done >= SAMPLES_PER_SLICE) {
+        done = 0;
+        await yieldToLoop();
+      }
+    }
+    return out;
+  }
+
+  /** Stops the schedule; with `flush`, pushes once more (bounded by the timeout) so the receiver has the last numbers. */
+  async stop(flush: boolean): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.inFlight) await this.inFlight;
+    if (flush) await this.push();
+    await this.exporter?.shutdown().catch(() => {});
+    this.opts.metrics.show(false);
+  }
+}
