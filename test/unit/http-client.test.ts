@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { Registry } from 'prom-client';
 import { createBudgetMetrics, RequestBudget, WindowBudget } from '../../src/engine/limits.js';
 import { createEngineMetrics } from '../../src/engine/self-metrics.js';
@@ -236,11 +236,12 @@ describe('parseRetryAfter', () => {
 describe('TLS', () => {
   it('verifies certificates always, and trusts an extra CA from ca_file', async () => {
     const { execFileSync } = await import('node:child_process');
-    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const https = await import('node:https');
     const dir = mkdtempSync(join(tmpdir(), 'tls-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
       '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     const tlsServer = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_req, res) => {
