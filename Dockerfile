@@ -24,7 +24,10 @@ EXPOSE 19440
 VOLUME ["/etc/conviva-exporter"]
 # Liveness only; readiness (/-/ready) waits for every collector's first success. Assumes the
 # default port: change it here too if --web.listen-address moves it.
+# Plain HTTP, or HTTPS when --web.config.file turns TLS on (the process's own port on loopback:
+# its certificate is not checked, only that it answers); /-/healthy needs no password. With
+# client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert it cannot pass: override it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:19440/-/healthy').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "const get = (m, o) => new Promise((ok) => { const r = require(m).get({ host: '127.0.0.1', port: 19440, path: '/-/healthy', timeout: 2000, ...o }, (s) => { s.resume(); ok(s.statusCode === 200); }); r.on('error', () => ok(false)); r.on('timeout', () => r.destroy()); }); get('http', {}).then((ok) => ok || get('https', { rejectUnauthorized: false })).then((ok) => process.exit(ok ? 0 : 1))"]
 ENTRYPOINT ["node", "dist/main.js"]
 CMD ["--config", "/etc/conviva-exporter/config.yml"]

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
@@ -9,6 +10,7 @@ import type { CollectorStatus, Runner } from './engine/runner.js';
 import { Exposition } from './server/exposition.js';
 import { ProcessMetrics } from './server/process-metrics.js';
 import { createRequestListener } from './server/server.js';
+import type { WebServer } from './server/web-server.js';
 
 export const VERSION: string = (() => {
   try {
@@ -32,6 +34,11 @@ export interface AppOptions {
   logLevel?: string;
   /** Called when the engine thread dies (worker mode): the process should exit with this code. */
   onFatal?: (code: number) => void;
+  /**
+   * --web.config.file: TLS, basic auth and headers in the exporter-toolkit's format, re-read when
+   * it changes; serve() throws WebConfigError when it is invalid.
+   */
+  webConfigFile?: string;
 }
 
 /** The engine, wherever it runs. */
@@ -76,7 +83,9 @@ export class App {
   /** The engine, when it runs on this thread. */
   readonly engine: Engine | undefined;
   private readonly handle: EngineHandle;
-  private server: Server | undefined;
+  private server: Server | HttpsServer | undefined;
+  private readonly webConfigFile: string | undefined;
+  private web: WebServer | undefined;
 
   /**
    * Builds the app. The engine's modules (the collectors, undici, node-cron) are loaded only where
@@ -99,6 +108,7 @@ export class App {
   private constructor(opts: AppOptions, makeEngine: (exposition: Exposition) => { handle: EngineHandle; engine?: Engine }) {
     this.log = opts.log;
     this.otlpOn = opts.config.otlp !== undefined;
+    this.webConfigFile = opts.webConfigFile;
     const made = makeEngine(this.exposition);
     this.handle = made.handle;
     this.engine = made.engine;
@@ -125,12 +135,18 @@ export class App {
    * (start() does both; tests on a manual clock drive the runs themselves).
    */
   async serve(listen: { host: string; port: number }): Promise<string> {
-    const server = createHttpServer(createRequestListener({
+    const deps = {
       exposition: this.exposition,
       status: () => this.handle.status(),
       ready: () => this.handle.ready(),
       version: VERSION,
-    }));
+    };
+    let web: WebServer | undefined;
+    if (this.webConfigFile !== undefined) {
+      const { WebServer } = await import('./server/web-server.js');
+      web = await WebServer.create({ file: this.webConfigFile, deps, log: this.log, registry: this.processMetrics.registry });
+    }
+    const server = web ? web.server : createHttpServer(createRequestListener(deps));
     const address = `${listen.host || '*'}:${listen.port}`;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -140,6 +156,8 @@ export class App {
       server.listen(listen.port, listen.host || undefined, () => resolve());
     });
     this.server = server;
+    this.web = web;
+    web?.watch();
     await this.processMetrics.start();
     return this.url;
   }
@@ -147,7 +165,7 @@ export class App {
   get url(): string {
     if (!this.server) throw new Error('not listening');
     const a = this.server.address() as AddressInfo;
-    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return `${this.web?.tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
   /** Runs every collector once (inline engine); true when all succeeded. */
@@ -179,6 +197,7 @@ export class App {
   async stop(): Promise<void> {
     await this.handle.stop();
     this.processMetrics.stop();
+    await this.web?.stop();
     const s = this.server;
     this.server = undefined;
     if (s) {

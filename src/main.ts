@@ -6,6 +6,7 @@ import { ConfigError, loadConfigFile, type Config } from './config/load.js';
 import { parseListenAddress } from './config/listen.js';
 import { describeSharding, parseShardFlags } from './engine/shard.js';
 import { createLogger } from './logger.js';
+import { loadWebConfig, WebConfigError } from './server/web-config.js';
 import { parseFaults } from './simulator/faults.js';
 import type { Simulator } from './simulator/server.js';
 import { SOURCES } from './sources/index.js';
@@ -13,7 +14,7 @@ import { SOURCES } from './sources/index.js';
 // The only file that reads process.env or calls process.exit.
 
 const USAGE = `Usage:
-  conviva-exporter --config <file> [--web.listen-address <host:port>] [--shard <n> --total-shards <m>]
+  conviva-exporter --config <file> [--web.listen-address <host:port>] [--web.config.file <file>] [--shard <n> --total-shards <m>]
   conviva-exporter --config <file> --check-config
   conviva-exporter [--config <file>] --once [--demo]
   conviva-exporter --demo            exporter against the embedded simulator
@@ -22,6 +23,8 @@ const USAGE = `Usage:
 Options:
   --config <file>                 YAML configuration (default with --demo: config/demo.yml)
   --web.listen-address <h:p>      where to serve /metrics (default from config, :19440)
+  --web.config.file <file>        TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit's
+                                  web-config format; re-read when it changes (docs/configuration.md)
   --check-config                  validate the config, print every problem, exit 0 or 2
   --once                          run every collector once, print the exposition, exit 0 if all succeeded
   --demo                          start the simulator on loopback and point every source at it
@@ -76,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string' },
         'web.listen-address': { type: 'string' },
+        'web.config.file': { type: 'string' },
         'check-config': { type: 'boolean', default: false },
         once: { type: 'boolean', default: false },
         demo: { type: 'boolean', default: false },
@@ -182,11 +186,35 @@ async function main(argv: string[]): Promise<number> {
     return ok ? 0 : 1;
   }
 
+  const webConfigFile = values['web.config.file'];
+  const printWebConfigProblems = (e: WebConfigError) => {
+    for (const p of e.problems) console.error(`${webConfigFile}: ${p}`);
+  };
+  if (webConfigFile !== undefined) {
+    // Checked before the engine starts: a bad file stops start-up as a bad --config does.
+    try {
+      await loadWebConfig(webConfigFile);
+    } catch (e) {
+      if (!(e instanceof WebConfigError)) throw e;
+      printWebConfigProblems(e);
+      await sim?.close();
+      return 2;
+    }
+  }
+
   let fatal: (code: number) => void = (code) => process.exit(code);
-  const app = await App.create({ config, log, engine: 'worker', logLevel, onFatal: (code) => fatal(code) });
+  const app = await App.create({ config, log, engine: 'worker', logLevel, onFatal: (code) => fatal(code), webConfigFile });
   try {
     await app.start(listen);
   } catch (e) {
+    if (e instanceof WebConfigError) {
+      // It changed for the worse since the check above.
+      printWebConfigProblems(e);
+      await app.stop();
+      await sim?.close();
+      log.flush();
+      return 2;
+    }
     if (!(e instanceof ListenError)) throw e;
     log.fatal({ address: e.address, code: e.code }, e.message);
     await app.stop();

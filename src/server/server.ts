@@ -9,6 +9,19 @@ export interface ServerDeps {
   status: () => CollectorStatus[];
   ready: () => boolean;
   version: string;
+  /** With --web.config.file: basic auth, rate limit and extra headers (src/server/web-server.ts). */
+  access?: AccessControl;
+}
+
+/** What a request may do: be served, or be answered 401 (bad or no credentials) or 429 (rate limit, bcrypt queue full). */
+export type AccessVerdict = 'allow' | 'unauthorized' | 'limited';
+
+/** The web config's hold on requests; every answer carries `headers()`, and /-/healthy skips authorize(). */
+export interface AccessControl {
+  /** The configured response headers (http_server_config.headers) of the version in force. */
+  headers(): Readonly<Record<string, string>>;
+  /** At once on a cache hit; a promise when a password must be checked (off this thread). */
+  authorize(req: IncomingMessage): AccessVerdict | Promise<AccessVerdict>;
 }
 
 const METRICS_HEADERS = {
@@ -82,11 +95,54 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     res.status(404).type('text/plain').send('Not found\n');
   });
 
+  const access = deps.access;
+  if (!access) {
+    return (req: IncomingMessage, res: ServerResponse) => {
+      if (isMetrics(req)) {
+        deps.exposition.write(res, wantsGzip(req.headers['accept-encoding']), METRICS_HEADERS, req.method === 'HEAD');
+        return;
+      }
+      app(req, res);
+    };
+  }
+
+  const serve = (req: IncomingMessage, res: ServerResponse, verdict: AccessVerdict) => {
+    if (verdict === 'allow') {
+      if (isMetrics(req)) deps.exposition.write(res, wantsGzip(req.headers['accept-encoding']), METRICS_HEADERS, req.method === 'HEAD');
+      else app(req, res);
+    } else if (verdict === 'unauthorized') {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic', 'Content-Type': 'text/plain; charset=utf-8' }).end('Unauthorized\n');
+    } else {
+      res.writeHead(429, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Too Many Requests\n');
+    }
+  };
   return (req: IncomingMessage, res: ServerResponse) => {
-    if (isMetrics(req)) {
-      deps.exposition.write(res, wantsGzip(req.headers['accept-encoding']), METRICS_HEADERS, req.method === 'HEAD');
+    const headers = access.headers();
+    for (const name in headers) res.setHeader(name, headers[name]!);
+    // Open for liveness probes (a kubelet or a load balancer has no password): it says only that
+    // the process answers. Still behind TLS when TLS is on.
+    if (isHealthy(req)) {
+      app(req, res);
       return;
     }
-    app(req, res);
+    const verdict = access.authorize(req);
+    if (typeof verdict === 'string') {
+      serve(req, res, verdict);
+      return;
+    }
+    verdict.then(
+      (v) => {
+        if (!res.destroyed) serve(req, res, v); // the client may have gone while its password was checked
+      },
+      () => {
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Internal Server Error\n');
+      },
+    );
   };
+}
+
+/** Exactly /-/healthy (any method: a wrong one is 405): the one path basic auth leaves open. */
+function isHealthy(req: IncomingMessage): boolean {
+  const url = req.url ?? '';
+  return url === '/-/healthy' || url.startsWith('/-/healthy?');
 }

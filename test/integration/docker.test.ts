@@ -35,9 +35,14 @@ function jsonArg(op: string): string[] {
 }
 
 let child: ChildProcess | undefined;
-afterEach(() => {
-  child?.kill('SIGKILL');
+afterEach(async () => {
+  const c = child;
   child = undefined;
+  if (c && c.exitCode === null && c.signalCode === null) {
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await gone; // the next test may listen on the same port
+  }
 });
 
 describe('Dockerfile', () => {
@@ -71,6 +76,28 @@ describe('Dockerfile', () => {
     expect(cmd[0]).toBe('node');
     const r = spawnSync(process.execPath, cmd.slice(1), { encoding: 'utf8', timeout: 10_000 });
     expect(r.status).toBe(0);
+  });
+
+  it('its HEALTHCHECK also passes when --web.config.file turns TLS and basic auth on, and fails when nothing listens', async () => {
+    const { makeTestPki } = await import('../helpers/tls.js');
+    const { rmSync, copyFileSync } = await import('node:fs');
+    const pki = makeTestPki();
+    try {
+      // The shipped example, with certificates beside it (the names it gives).
+      copyFileSync(join(root, 'config/web-config.example.yml'), join(pki.dir, 'web.yml'));
+      copyFileSync(pki.serverCert, join(pki.dir, 'server.crt'));
+      copyFileSync(pki.serverKey, join(pki.dir, 'server.key'));
+      const health = instructions().find((i) => i.op === 'HEALTHCHECK')!;
+      const cmd = JSON.parse(/CMD\s+(\[.*\])$/.exec(health.args)![1]!) as string[];
+      const check = () => spawnSync(process.execPath, cmd.slice(1), { encoding: 'utf8', timeout: 10_000 }).status;
+      expect(check()).toBe(1); // nothing on 19440
+      const ex = await startExporter([...compose.services.exporter!.command!, '--web.config.file', join(pki.dir, 'web.yml')], join(root, jsonArg('ENTRYPOINT')[1]!));
+      child = ex.proc;
+      expect(ex.url.startsWith('https://')).toBe(true);
+      expect(check()).toBe(0);
+    } finally {
+      rmSync(pki.dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import { parseConfig } from '../../src/config/load.js';
 import { Engine } from '../../src/engine/engine.js';
+import { createWebConfigMetrics } from '../../src/server/web-server.js';
 import { SOURCES } from '../../src/sources/index.js';
 
 const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
@@ -43,6 +45,13 @@ describe('docs/metrics.md', () => {
     const engine = new Engine({ config: parseConfig('sources: {}\notlp: { endpoint: "http://127.0.0.1:4318/v1/metrics" }', {}, '.'), log: pino({ level: 'silent' }), sink: { update: () => {} }, version: 'test' });
     for (const m of await engine.registry.getMetricsAsJSON()) {
       const labels = (engine.registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames;
+      fromCode.push({ name: m.name, type: String(m.type), labels: [...labels] });
+    }
+    // The serving thread's series of --web.config.file.
+    const web = new Registry();
+    createWebConfigMetrics(web);
+    for (const m of await web.getMetricsAsJSON()) {
+      const labels = (web.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames;
       fromCode.push({ name: m.name, type: String(m.type), labels: [...labels] });
     }
     expect(fromCode.length).toBeGreaterThan(40);
