@@ -1,12 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startExporter, waitFor } from '../helpers/process.js';
+import { freePort, startExporter, waitFor } from '../helpers/process.js';
+import { prometheusApi } from '../helpers/prometheus-api.js';
 
 // The exporter in demo mode, scraped by Debian's prometheus with our prometheus.yml (ports and
 // intervals substituted) and a copy of our rules whose `for:` is shortened; everything through
@@ -17,6 +17,7 @@ const procs: ChildProcess[] = [];
 let exporterUrl = '';
 let simulatorUrl = '';
 let promUrl = '';
+const { api, query } = prometheusApi(() => promUrl);
 
 /** Dashboard variables filled in as a person would pick them; a dashboard's own dimensions where they differ. */
 const VARIABLES: Record<string, string> = { account: 'demo', filter: 'all', dimension: 'device_os', value: '.*', instance: '.*', flow: '.*' };
@@ -25,37 +26,14 @@ const DASHBOARD_VARIABLES: Record<string, Record<string, string>> = {
   'conviva-sessions.json': { dimension: 'device_os_family' },
 };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Prometheus needs a few scrapes and evaluations before most answers exist. */
 function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
   return waitFor(what, fn, ms);
 }
 
-interface PromVector {
-  metric: Record<string, string>;
-  value: [number, string];
-}
 
-async function api<T>(path: string): Promise<T> {
-  const res = await fetch(`${promUrl}/api/v1/${path}`);
-  const body = (await res.json()) as { status: string; data: T; error?: string };
-  if (body.status !== 'success') throw new Error(`${path}: ${body.error}`);
-  return body.data;
-}
 
-async function query(expr: string): Promise<PromVector[]> {
-  const data = await api<{ resultType: string; result: PromVector[] }>(`query?query=${encodeURIComponent(expr)}`);
-  return data.result;
-}
 
 beforeAll(async () => {
   expect(spawnSync('prometheus', ['--version']).status, 'Debian package prometheus must be installed').toBe(0);

@@ -1,12 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startExporter, waitFor } from '../helpers/process.js';
+import { freePort, startExporter, waitFor } from '../helpers/process.js';
+import { prometheusApi } from '../helpers/prometheus-api.js';
 import { makeTestPki } from '../helpers/tls.js';
 
 // The exporter (demo mode) behind --web.config.file, scraped by Debian's prometheus over TLS with
@@ -16,30 +16,11 @@ const PASSWORD = 'e2e-scrape-password';
 const procs: ChildProcess[] = [];
 let exporterUrl = '';
 let promUrl = '';
+const { api, query } = prometheusApi(() => promUrl);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-interface PromVector {
-  metric: Record<string, string>;
-  value: [number, string];
-}
 
-async function api<T>(path: string): Promise<T> {
-  const res = await fetch(`${promUrl}/api/v1/${path}`);
-  const body = (await res.json()) as { status: string; data: T; error?: string };
-  if (body.status !== 'success') throw new Error(`${path}: ${body.error}`);
-  return body.data;
-}
 
-const query = async (expr: string) => (await api<{ result: PromVector[] }>(`query?query=${encodeURIComponent(expr)}`)).result;
 
 beforeAll(async () => {
   expect(spawnSync('prometheus', ['--version']).status, 'Debian package prometheus must be installed').toBe(0);

@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { isCI, type SkipContext } from './promtool.js';
+import { freePort } from './process.js';
 
 // A real OpenSSH server (Debian's openssh-server) for the SFTP tests: started by the test itself,
 // on a free loopback port, with its own config, host key and client key, serving one folder as an
@@ -56,16 +57,6 @@ function keygen(path: string): string {
   return m[1]!;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves once the port answers with an SSH banner. */
 async function banner(port: number, ms: number, exited: () => boolean): Promise<void> {

@@ -149,7 +149,7 @@ describe.each(['http/protobuf', 'grpc'] as const)('OTLP push over %s', (protocol
     const want = expected(text);
     expect(got).toEqual(want);
     const names = new Set(first.metrics.map((m) => m.name));
-    for (const n of ['conviva_plays_total', 'conviva_session_video_start_time_seconds', 'invision_dataflow_runs_total', 'conviva_exporter_collector_up', 'process_cpu_user_seconds_total', 'nodejs_gc_duration_seconds']) {
+    for (const n of ['conviva_plays_total', 'conviva_session_video_start_time_seconds', 'invision_dataflow_runs_total', 'conviva_exporter_collector_up', 'process_cpu_user_seconds_total', 'nodejs_heap_size_total_bytes']) {
       expect(names, n).toContain(n);
     }
     expect(first.metrics.some((m) => m.histogram && m.name.startsWith('conviva_session'))).toBe(true);
