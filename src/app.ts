@@ -85,6 +85,7 @@ export class App {
   private readonly handle: EngineHandle;
   private server: Server | HttpsServer | undefined;
   private readonly webConfigFile: string | undefined;
+  private readonly shard: { ordinal: number; total: number };
   private web: WebServer | undefined;
 
   /**
@@ -109,6 +110,7 @@ export class App {
     this.log = opts.log;
     this.otlpOn = opts.config.otlp !== undefined;
     this.webConfigFile = opts.webConfigFile;
+    this.shard = opts.config.shard;
     const made = makeEngine(this.exposition);
     this.handle = made.handle;
     this.engine = made.engine;
@@ -140,6 +142,7 @@ export class App {
       status: () => this.handle.status(),
       ready: () => this.handle.ready(),
       version: VERSION,
+      shard: this.shard,
     };
     let web: WebServer | undefined;
     if (this.webConfigFile !== undefined) {

@@ -8,8 +8,8 @@ function when(ms: number | undefined): string {
   return ms === undefined ? 'never' : new Date(ms).toISOString();
 }
 
-/** The landing page: name, links, and each collector's last run, result and error. */
-export function renderLandingPage(status: CollectorStatus[], version: string): string {
+/** The landing page: name, links, the shard, and each collector's last run, result and error. */
+export function renderLandingPage(status: CollectorStatus[], version: string, shard?: { ordinal: number; total: number }): string {
   const rows = status
     .map(
       (s) => `<tr><td>${esc(s.name)}</td><td><code>${esc(s.schedule)}</code></td><td>${s.running ? 'running' : 'idle'}</td>` +
@@ -25,7 +25,7 @@ export function renderLandingPage(status: CollectorStatus[], version: string): s
 </head><body>
 <h1>conviva-exporter</h1>
 <p>Version ${esc(version)}. <a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
-<h2>Collectors</h2>
+${shard && shard.total > 1 ? `<p>Shard ${shard.ordinal} of ${shard.total} (<code>--shard ${shard.ordinal} --total-shards ${shard.total}</code>): the collectors below poll only this shard's units.</p>\n` : ''}<h2>Collectors</h2>
 <table><tr><th>collector</th><th>schedule</th><th>state</th><th>last run</th><th>result</th><th>duration</th><th>last success</th><th>series</th><th>last error</th></tr>
 ${rows}
 </table>

@@ -9,6 +9,8 @@ export interface ServerDeps {
   status: () => CollectorStatus[];
   ready: () => boolean;
   version: string;
+  /** --shard / --total-shards, shown on the landing page. */
+  shard?: { ordinal: number; total: number };
   /** With --web.config.file: basic auth, rate limit and extra headers (src/server/web-server.ts). */
   access?: AccessControl;
 }
@@ -81,7 +83,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
   });
 
   app.get('/', (_req, res) => {
-    res.type('html').send(renderLandingPage(deps.status(), deps.version));
+    res.type('html').send(renderLandingPage(deps.status(), deps.version, deps.shard));
   });
 
   // Every route is read-only: another method on one of them is 405, not 404.

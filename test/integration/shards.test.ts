@@ -250,6 +250,7 @@ describe('sharding across replicas', () => {
       const page = await (await fetch(`${url}/`)).text();
       expect(page.includes('invision_monitoring')).toBe(i === 1);
       expect(page).toContain('conviva_realtime');
+      expect(page).toContain(`Shard ${i} of 2`);
     }
   }, 120_000);
 
