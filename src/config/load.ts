@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -29,6 +30,11 @@ export type Config = Omit<RawConfig, 'sources' | 'otlp'> & {
    * of upstream work whose key hashes to `ordinal` (src/engine/shard.ts). {0, 1}: no sharding.
    */
   shard: { ordinal: number; total: number };
+  /**
+   * The first 48 bits of the SHA-256 of the config file's text (before ${VAR} expansion), as an
+   * integer: replicas that should run the same config can be compared (conviva_exporter_config_hash).
+   */
+  hash: number;
 };
 
 type Env = Record<string, string | undefined>;
@@ -76,7 +82,7 @@ export function parseConfig(text: string, env: Env, baseDir: string): Config {
   if (problems.length > 0) throw new ConfigError(problems);
   const parsed = configSchema.safeParse(expanded);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues, expanded));
-  return resolveSecrets(parsed.data, env, baseDir);
+  return resolveSecrets(parsed.data, env, baseDir, configHash(text));
 }
 
 /**
@@ -173,10 +179,15 @@ function describeErrno(e: NodeJS.ErrnoException): string {
   return e.code ? `${reason} (${e.code})` : reason;
 }
 
-function resolveSecrets(raw: RawConfig, _env: Env, baseDir: string): Config {
+/** 48 bits of SHA-256: exact as a float64 sample value, and enough to tell configs apart. */
+export function configHash(text: string): number {
+  return createHash('sha256').update(text, 'utf8').digest().readUIntBE(0, 6);
+}
+
+function resolveSecrets(raw: RawConfig, _env: Env, baseDir: string, hash: number): Config {
   const problems: string[] = [];
   const { sources, otlp, ...rest } = raw;
-  const out: Config = { ...rest, sources: {}, warnings: [], shard: { ordinal: 0, total: 1 } };
+  const out: Config = { ...rest, sources: {}, warnings: [], shard: { ordinal: 0, total: 1 }, hash };
   if (otlp) {
     out.otlp = {
       ...otlp,

@@ -253,6 +253,7 @@ export class Engine {
    */
   private shardedBlocks(config: Config): Map<string, unknown> {
     const { shard } = config;
+    this.metrics.configHash.set(config.hash);
     this.metrics.shardOrdinal.set(shard.ordinal);
     this.metrics.totalShards.set(shard.total);
     this.metrics.shardUnits.reset();

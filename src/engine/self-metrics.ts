@@ -148,6 +148,11 @@ export function createEngineMetrics(registry: Registry, version: string) {
       help: 'Number of shards the units of upstream work are spread over (--total-shards; 1 without sharding); every replica of a deployment must say the same.',
       registers: reg,
     }),
+    configHash: new Gauge({
+      name: `${p}config_hash`,
+      help: 'The first 48 bits of the SHA-256 of the config file in force (before ${VAR} expansion), as a number: the replicas of a sharded deployment must show the same.',
+      registers: reg,
+    }),
     shardUnits: new Gauge({
       name: `${p}shard_units`,
       help: 'Units of upstream work (accounts, data flows, queries: docs/scaling.md) of the source this replica polls; summed over the replicas, the number configured.',

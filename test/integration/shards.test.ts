@@ -215,6 +215,11 @@ describe('sharding across replicas', () => {
       expect(samples.find((s) => s.name === 'conviva_exporter_shard_ordinal')!.value).toBe(ordinal);
       expect(samples.find((s) => s.name === 'conviva_exporter_total_shards')!.value).toBe(total);
     }
+    // The same config file everywhere: the same config hash (ConvivaExporterShardConfigsDiffer stays silent).
+    const hashOf = (samples: ParsedSample[]) => samples.find((s) => s.name === 'conviva_exporter_config_hash')!.value;
+    expect(hashOf(a!)).toBe(hashOf(one!));
+    expect(hashOf(b!)).toBe(hashOf(one!));
+    expect(hashOf(a!)).toBeGreaterThan(0);
 
     // Disjoint, and together exactly the one replica's series, with the same values.
     expect([...da.keys()].filter((k) => db.has(k))).toEqual([]);

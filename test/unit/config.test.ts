@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
@@ -122,6 +123,15 @@ describe('config fixtures', () => {
     const p = problems('bad-yaml.yml');
     expect(p.length).toBeGreaterThan(0);
     expect(p[0]).toMatch(/^yaml: .+ at line \d+, column \d+/);
+  });
+
+  it('the config hash is 48 bits of the SHA-256 of the file text, before ${VAR} expansion', () => {
+    const text = readFileSync(`${dir}ok-minimal.yml`, 'utf8');
+    const c = loadConfigFile(`${dir}ok-minimal.yml`, {});
+    expect(c.hash).toBe(parseInt(createHash('sha256').update(text).digest('hex').slice(0, 12), 16));
+    expect(parseConfig(`${text}# another version\n`, {}, dir).hash).not.toBe(c.hash);
+    const withEnv = 'sources:\n  conviva:\n    accounts: [{ name: prod, client_id: "${ID}", client_secret: s }]\n';
+    expect(parseConfig(withEnv, { ID: 'a' }, dir).hash).toBe(parseConfig(withEnv, { ID: 'b' }, dir).hash);
   });
 
   it('a minimal config gets every default', () => {
