@@ -39,6 +39,10 @@ export const configSchema = z.strictObject({
       interval: duration('60s'),
       timeout: duration('10s'),
       compression: z.enum(['gzip', 'none']).default('gzip'),
+      // A push is sent as requests of at most this many data points: receivers cap a request's
+      // size (an OpenTelemetry Collector's gRPC receiver takes 4 MiB by default; 5,000 points are
+      // about 1 MiB), and /metrics may hold 100,000 series.
+      max_points_per_request: z.number().int().min(100).max(1_000_000).default(5000),
       resource_attributes: z.record(z.string().min(1), z.string()).default({}),
     })
     .refine((o) => o.timeout < o.interval, { path: ['timeout'], message: 'must be shorter than interval: a push must end before the next one is due' })

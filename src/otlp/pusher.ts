@@ -57,6 +57,32 @@ export interface OtlpPusherOptions {
   texts: () => Promise<string[]>;
 }
 
+/**
+ * The metrics cut into batches of at most `max` data points (a metric with more points is split
+ * across batches: the same metric in several requests is valid OTLP).
+ */
+export function batches(metrics: readonly MetricData[], max: number): MetricData[][] {
+  const out: MetricData[][] = [];
+  let current: MetricData[] = [];
+  let room = max;
+  for (const md of metrics) {
+    let from = 0;
+    while (from < md.dataPoints.length) {
+      const take = Math.min(room, md.dataPoints.length - from);
+      current.push({ ...md, dataPoints: md.dataPoints.slice(from, from + take) } as MetricData);
+      from += take;
+      room -= take;
+      if (room === 0) {
+        out.push(current);
+        current = [];
+        room = max;
+      }
+    }
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
 /** Pauses between attempts after a failed push: 5 s, doubling, never longer than the interval. */
 const FIRST_RETRY_MS = 5000;
 /** Samples converted between two yields to the event loop: a 90k-series push never holds the engine thread for long. */
@@ -147,12 +173,21 @@ export class OtlpPusher {
       this.failures++;
       return false;
     }
-    const rm: ResourceMetrics = { resource: this.resource, scopeMetrics: [{ scope: { name: 'conviva-exporter', version: this.opts.version }, metrics }] };
     let error: Error | undefined;
+    let requests = 0;
     try {
       const exporter = await this.load();
-      const result = await new Promise<{ code: number; error?: Error }>((resolve) => exporter.export(rm, resolve));
-      if (result.code !== 0) error = result.error ?? new Error('export failed');
+      // One request per batch, one after another; the push fails at the first refused batch (the
+      // next push sends every point again: cumulative points sent twice are the same points).
+      for (const batch of batches(metrics, this.opts.settings.max_points_per_request)) {
+        const rm: ResourceMetrics = { resource: this.resource, scopeMetrics: [{ scope: { name: 'conviva-exporter', version: this.opts.version }, metrics: batch }] };
+        const result = await new Promise<{ code: number; error?: Error }>((resolve) => exporter.export(rm, resolve));
+        requests++;
+        if (result.code !== 0) {
+          error = result.error ?? new Error('export failed');
+          break;
+        }
+      }
     } catch (e) {
       error = e as Error;
     }
@@ -160,7 +195,7 @@ export class OtlpPusher {
       this.starts.abandon();
       m.exports.inc({ result: 'failure' });
       if (this.failures === 0) {
-        this.opts.log.error({ endpoint: this.opts.settings.endpoint, protocol: this.opts.settings.protocol, err: { message: error.message } }, 'OTLP push failed: retrying with backoff (logged once until a push succeeds)');
+        this.opts.log.error({ endpoint: this.opts.settings.endpoint, protocol: this.opts.settings.protocol, request: requests, err: { message: error.message } }, 'OTLP push failed: retrying with backoff (logged once until a push succeeds)');
       }
       this.failures++;
       return false;

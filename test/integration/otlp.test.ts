@@ -15,6 +15,7 @@ otlp:
   protocol: ${protocol}
   interval: 1h
   timeout: 2s
+  max_points_per_request: 200
   headers:
     - { name: Authorization, value: "Bearer otlp-test-token" }
   resource_attributes: { deployment.environment: test }
@@ -124,6 +125,24 @@ function onlyScope(r: Received) {
   return { resource: attrs(rm.resource.attributes), metrics: rm.scopeMetrics[0]!.metrics };
 }
 
+const pointsOf = (metrics: OtlpMetric[]) => metrics.reduce((n, m) => n + (m.sum ?? m.gauge ?? m.histogram)!.dataPoints.length, 0);
+
+/**
+ * Pushes now and returns what the receiver got for this push: the requests (each at most
+ * `max_points_per_request` = 200 points, all with the same resource) joined into one list.
+ */
+async function pushAndCollect(s: Stack, r: OtlpReceiver): Promise<{ resource: Record<string, string>; metrics: OtlpMetric[]; requests: number; headers: Record<string, string> }> {
+  const before = r.received.length;
+  expect(await s.app.pushOtlp()).toBe(true);
+  const got = r.received.slice(before).map((x) => ({ ...onlyScope(x), headers: x.headers }));
+  expect(got.length).toBeGreaterThan(0);
+  for (const g of got) {
+    expect(g.resource).toEqual(got[0]!.resource);
+    expect(pointsOf(g.metrics)).toBeLessThanOrEqual(200);
+  }
+  return { resource: got[0]!.resource, metrics: got.flatMap((g) => g.metrics), requests: got.length, headers: got[0]!.headers };
+}
+
 async function runAll(s: Stack): Promise<void> {
   for (const name of s.app.runner.collectorNames) expect(await s.app.runner.run(name), name).toBe('success');
 }
@@ -135,13 +154,14 @@ describe.each(['http/protobuf', 'grpc'] as const)('OTLP push over %s', (protocol
     stack.clock.advance(10 * MINUTE);
     await runAll(stack);
     const text = await stack.app.text();
-    expect(await stack.app.pushOtlp()).toBe(true);
-    expect(receiver.received).toHaveLength(1);
-    const first = onlyScope(receiver.received[0]!);
+    const first = await pushAndCollect(stack, receiver);
+    // Hundreds of points, in full requests of 200 (max_points_per_request) and one with the rest.
+    expect(first.requests).toBeGreaterThan(1);
+    expect(first.requests).toBe(Math.ceil(pointsOf(first.metrics) / 200));
+    expect(receiver.received.every((r) => r.headers.authorization === 'Bearer otlp-test-token')).toBe(true);
 
     // The resource and the credentials header.
     expect(first.resource).toMatchObject({ 'service.name': 'conviva-exporter', 'service.instance.id': hostname(), 'deployment.environment': 'test' });
-    expect(receiver.received[0]!.headers.authorization).toBe('Bearer otlp-test-token');
 
     // Every sample, both ways: data (counters, gauges, the sessions histograms), engine and process metrics.
     const typeOf = types(text);
@@ -166,8 +186,7 @@ describe.each(['http/protobuf', 'grpc'] as const)('OTLP push over %s', (protocol
     stack.clock.advance(MINUTE);
     await runAll(stack);
     const text2 = await stack.app.text();
-    expect(await stack.app.pushOtlp()).toBe(true);
-    const second = onlyScope(receiver.received[1]!);
+    const second = await pushAndCollect(stack, receiver);
     expect(asSamples(second.metrics, types(text2))).toEqual(expected(text2));
     const after = startOf(second.metrics);
     let kept = 0;
@@ -200,9 +219,8 @@ describe.each(['http/protobuf', 'grpc'] as const)('OTLP push over %s', (protocol
     await runAll(stack);
     receiver.failNext(0);
     const text = await stack.app.text();
-    expect(await stack.app.pushOtlp()).toBe(true);
+    const r = await pushAndCollect(stack, receiver);
     expect(stack.logs.filter((l) => l.msg === 'OTLP push succeeded again')).toHaveLength(1);
-    const r = onlyScope(receiver.received.at(-1)!);
     expect(asSamples(r.metrics, types(text))).toEqual(expected(text));
     expect(value(parseExposition(await stack.app.text()), 'conviva_exporter_otlp_last_success_timestamp_seconds')).toBe(stack.clock.now() / 1000);
     // No secret in any log line.
@@ -259,4 +277,22 @@ describe('OTLP push from the CLI (engine on its worker thread)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+it('a push is cut into requests of at most max_points_per_request points, every point once, in order', async () => {
+  const { batches } = await import('../../src/otlp/pusher.js');
+  const { DataPointType, AggregationTemporality } = await import('@opentelemetry/sdk-metrics');
+  const metric = (name: string, n: number) => ({
+    descriptor: { name, description: '', unit: '', valueType: 1 },
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.GAUGE,
+    dataPoints: Array.from({ length: n }, (_, i) => ({ startTime: [0, 0] as [number, number], endTime: [0, 0] as [number, number], attributes: { i: String(i) }, value: i })),
+  });
+  const input = [metric('a', 5), metric('b', 3), metric('c', 7)];
+  const out = batches(input as never, 4);
+  expect(out.map((b) => b.reduce((n, m) => n + m.dataPoints.length, 0))).toEqual([4, 4, 4, 3]);
+  const flat = out.flatMap((b) => b.flatMap((m) => m.dataPoints.map((p) => `${m.descriptor.name}${String(p.attributes.i)}`)));
+  expect(flat).toEqual(input.flatMap((m) => m.dataPoints.map((p) => `${m.descriptor.name}${String(p.attributes.i)}`)));
+  expect(batches(input as never, 100)).toHaveLength(1);
+  expect(batches([], 100)).toEqual([]);
 });

@@ -154,6 +154,7 @@ describe('config fixtures', () => {
       interval: 30_000,
       timeout: 10_000,
       compression: 'gzip',
+      max_points_per_request: 5000,
       resource_attributes: { 'deployment.environment': 'prod' },
     });
   });
