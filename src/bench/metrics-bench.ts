@@ -18,7 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { countDataSeries, countSeries, countSeriesNamed, dataOnly, sampleValues } from './exposition.js';
 import { detectPinning, foreignCpu, freePort, killAllNow, pinSelf, readRss, requireTools, runToEnd, startChild, stopAll, type Child, type Pinning } from './procs.js';
-import { renderReport, targetSummary, type BenchResult, type ExporterFigures, type LatencyStats, type ServerKey, type ServerResult } from './report.js';
+import { renderReport, targetSummary, type BenchResult, type ExporterFigures, type LatencyStats, type OtlpFigures, type ServerKey, type ServerResult } from './report.js';
 import type { ScrapeOutput, ScrapeSample } from './scraper.js';
 import { runWrk, wrkErrors, type WrkResult } from './wrk.js';
 
@@ -49,6 +49,10 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = path.join(root, 'dist/main.js');
 const SCRAPER = fileURLToPath(new URL('./scraper.js', import.meta.url));
 const BUFFER_SERVER = fileURLToPath(new URL('./buffer-server.js', import.meta.url));
+const OTLP_SINK = fileURLToPath(new URL('./otlp-sink.js', import.meta.url));
+/** BENCH_OTLP=0 skips the OTLP phase; its push interval (s). */
+const OTLP = process.env.BENCH_OTLP !== '0';
+const OTLP_INTERVAL_S = 15;
 const IDLE_LOOP = fileURLToPath(new URL('./idle-loop.js', import.meta.url));
 const IDLE_LOOP_SECONDS = 5;
 const OUT = process.env.BENCH_OUT ? path.resolve(process.env.BENCH_OUT) : path.join(root, 'docs/performance.md');
@@ -330,6 +334,10 @@ async function run(env: Env): Promise<BenchResult> {
   const pg = await measure(env, 'pushgateway', 'pushgateway', pgw, `${pgwBase}/metrics`, { plain: PLAIN, self: false });
   await pgw.stop();
 
+  // 3. The exporter again, pushing over OTLP as well.
+  const otlp = OTLP ? await otlpPhase(env) : undefined;
+  if (otlp && otlp.failures > 0) notes.push(`${otlp.failures} OTLP push(es) failed during the OTLP phase.`);
+
   return {
     date: new Date(),
     machine: {
@@ -368,7 +376,81 @@ async function run(env: Env): Promise<BenchResult> {
     exporter: figures,
     idleLoop: { lagMaxMs: floor.maxMs, lagP99Ms: floor.p99Ms, seconds: IDLE_LOOP_SECONDS },
     notes,
+    otlp,
   };
+}
+
+/**
+ * The exporter with the bench config plus an otlp: block (http/protobuf every OTLP_INTERVAL_S s to
+ * a counting sink on the load's core), measured once its pushes carry the whole exposition: one
+ * scraper every SCRAPE_INTERVAL_MS ms (latency and event-loop delay across pushes and publishes), RSS.
+ */
+async function otlpPhase(env: Env): Promise<OtlpFigures> {
+  const serverCpus = env.pin.enabled ? env.pin.server : undefined;
+  const loadCpus = env.pin.enabled ? env.pin.load : undefined;
+  const portOf = (line: string) => {
+    try {
+      const j = JSON.parse(line) as { port?: number; url?: string; msg?: string };
+      return j.port ?? (j.msg === 'simulator listening' ? j.url : undefined);
+    } catch {
+      return undefined;
+    }
+  };
+  const sink = startChild('otlp-sink', [NODE, OTLP_SINK], loadCpus, env.taskset);
+  const sinkPort = (await sink.waitForLine(portOf, 10_000)) as number;
+  const stats = async () => JSON.parse((await get(`http://127.0.0.1:${sinkPort}/stats`, false)).body.toString('utf8')) as { requests: number; bytes: number };
+  const sim = startChild('simulator', [NODE, MAIN, 'simulate', '--listen', '127.0.0.1:0', '--cardinality', String(CARDINALITY)], loadCpus, env.taskset);
+  const simUrl = (await sim.waitForLine(portOf, 30_000)) as string;
+  const config = path.join(env.tmp, 'bench-otlp.yml');
+  writeFileSync(config, `${readFileSync(BENCH_CONFIG, 'utf8')}\notlp:\n  endpoint: http://127.0.0.1:${sinkPort}/v1/metrics\n  interval: ${OTLP_INTERVAL_S}s\n  timeout: 10s\n`);
+  const port = await freePort();
+  const exporter = startChild('exporter (OTLP)', [NODE, MAIN, '--config', config, '--web.listen-address', `127.0.0.1:${port}`], serverCpus, env.taskset, { SIMULATOR_URL: simUrl });
+  const url = `http://127.0.0.1:${port}/metrics`;
+  log(`exporter with OTLP push: pid ${exporter.pid}, every ${OTLP_INTERVAL_S} s to the sink on port ${sinkPort}; waiting for a push of > ${PUBLISHED_SERIES.toLocaleString('en')} points`);
+  const value = (body: Buffer, name: string, labels: Record<string, string> = {}) => sampleValues(body, name, labels)[0];
+  const first = await poll('a whole OTLP push', exporter, READY_TIMEOUT_MS + OTLP_INTERVAL_S * 2000, async () => {
+    const r = await get(url, true);
+    if (r.status !== 200) return undefined;
+    const body = gunzipSync(r.body);
+    return (value(body, 'conviva_exporter_otlp_points') ?? 0) > PUBLISHED_SERIES ? body : undefined;
+  });
+  const sinkBefore = await stats();
+  const rssSamples: number[] = [];
+  const sampler = setInterval(() => {
+    if (exporter.running) rssSamples.push(readRss(exporter.pid).rss);
+  }, 500);
+  let scraped;
+  try {
+    scraped = await scrape(env, url, true);
+  } finally {
+    clearInterval(sampler);
+  }
+  const sinkAfter = await stats();
+  const last = gunzipSync((await get(url, true)).body);
+  const rssMean = rssSamples.length ? rssSamples.reduce((a, b) => a + b, 0) / rssSamples.length : readRss(exporter.pid).rss;
+  if (!exporter.running) throw new Error(`the exporter with OTLP exited during the measurement\n${exporter.tail()}`);
+  await exporter.stop();
+  await sim.stop();
+  await sink.stop();
+  const delta = (name: string, result: string) => (value(last, name, { result }) ?? 0) - (value(first, name, { result }) ?? 0);
+  const figures = exporterFigures(scraped.samples);
+  const pushDurations = scraped.samples.map((s) => s.otlpPushS).filter((v): v is number => v !== undefined);
+  const o: OtlpFigures = {
+    intervalS: OTLP_INTERVAL_S,
+    scrape: scraped.stats,
+    lagMaxMs: figures.lagMaxMs,
+    lagP99Ms: figures.lagP99Ms,
+    rssMean,
+    pushes: delta('conviva_exporter_otlp_exports_total', 'success'),
+    failures: delta('conviva_exporter_otlp_exports_total', 'failure'),
+    points: value(last, 'conviva_exporter_otlp_points'),
+    durationLastS: value(last, 'conviva_exporter_otlp_push_duration_seconds'),
+    durationMaxS: pushDurations.length ? Math.max(...pushDurations) : undefined,
+    requests: sinkAfter.requests - sinkBefore.requests,
+    bytes: sinkAfter.bytes - sinkBefore.bytes,
+  };
+  log(`exporter with OTLP push: ${o.pushes} pushes of ${o.points} points (${o.failures} failed), scraper p99 ${o.scrape.p99.toFixed(2)} ms, max ${o.scrape.max.toFixed(2)} ms, event-loop max ${o.lagMaxMs?.toFixed(1)} ms`);
+  return o;
 }
 
 

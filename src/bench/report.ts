@@ -45,6 +45,22 @@ export interface ExporterFigures {
   durationMaxS: number | undefined;
 }
 
+/** The exporter again, with the OTLP push on (the same config, plus an otlp: block). */
+export interface OtlpFigures {
+  intervalS: number;
+  scrape: LatencyStats;
+  lagMaxMs: number | undefined;
+  lagP99Ms: number | undefined;
+  rssMean: number;
+  pushes: number;
+  failures: number;
+  points: number | undefined;
+  durationLastS: number | undefined;
+  durationMaxS: number | undefined;
+  requests: number;
+  bytes: number;
+}
+
 export interface BenchResult {
   date: Date;
   machine: { cpu: string; cores: number; memoryBytes: number; node: string; kernel: string; commit: string; wrk: string; pushgateway: string };
@@ -68,6 +84,7 @@ export interface BenchResult {
   /** The same event-loop figures of an idle Node process pinned like the servers: the floor. */
   idleLoop: { lagMaxMs: number; lagP99Ms: number; seconds: number };
   notes: string[];
+  otlp?: OtlpFigures;
 }
 
 const TARGETS = { lagMaxMs: 50, gzipVsBuffer: 0.8, scraperP99Ms: 2 };
@@ -204,6 +221,11 @@ export function renderReport(r: BenchResult): string {
     ratios.push(['exporter ÷ pushgateway: peak RSS', ratio(exp.hwm, pgw.hwm)]);
   }
   if (pgw && buf) ratios.push(['pushgateway ÷ bare Buffer: gzip req/s', ratio(pgw.gzip.requestsPerSecond, buf.gzip.requestsPerSecond)]);
+  const o = r.otlp;
+  if (o && exp) {
+    ratios.push([`exporter with OTLP push ÷ exporter: scraper p99, every ${s.scrapeIntervalMs} ms`, ratio(o.scrape.p99, exp.scrape.p99)]);
+    ratios.push(['exporter with OTLP push ÷ exporter: mean RSS', ratio(o.rssMean, exp.rssMean)]);
+  }
 
   const e = r.exporter;
   const wrkCmd = `wrk -t${s.wrkThreads} -c${s.wrkConnections} -d${s.wrkSeconds}s --latency --timeout ${s.wrkTimeoutSeconds}s -H 'Accept-Encoding: gzip' <url>/metrics`;
@@ -309,7 +331,25 @@ per-window p99s); collector runs ended in the phase: ${e.runsDuringScrape ?? 'n/
 (\`conviva_exporter_collector_duration_seconds\`): last ${e.durationLastS === undefined ? 'n/a' : `${(e.durationLastS * 1000).toFixed(0)} ms`}, longest seen
 ${e.durationMaxS === undefined ? 'n/a' : `${(e.durationMaxS * 1000).toFixed(0)} ms`}.
 ${wrkErrorCount || scrapeErrors.length ? `\nErrors: wrk ${wrkErrorCount}${scrapeErrors.length ? `; scraper: ${scrapeErrors.join(' | ')}` : ''}.\n` : ''}
-## Ratios (same run)
+${o ? `## OTLP push
+
+The exporter once more (last, alone on its core), with the same config plus an \`otlp:\` block
+pushing every ${o.intervalS} s over http/protobuf (\`max_points_per_request\` 5000, gzip) to a sink
+on the load's core (src/bench/otlp-sink.ts: it counts, decodes nothing), and one scraper every
+${s.scrapeIntervalMs} ms for ${s.scrapeSeconds} s: the push runs on the engine's thread, so the serving thread should not see it.
+
+| | exporter with OTLP push | exporter (above) |
+|---|---:|---:|
+| one scraper every ${s.scrapeIntervalMs} ms: p50 / p99 | ${ms(o.scrape.p50)} / ${ms(o.scrape.p99)} | ${exp ? `${ms(exp.scrape.p50)} / ${ms(exp.scrape.p99)}` : 'n/a'} |
+| one scraper every ${s.scrapeIntervalMs} ms: max | ${ms(o.scrape.max)} | ${exp ? ms(exp.scrape.max) : 'n/a'} |
+| event-loop delay max / p99 | ${ms(o.lagMaxMs)} / ${ms(o.lagP99Ms)} | ${ms(e.lagMaxMs)} / ${ms(e.lagP99Ms)} |
+| RSS: mean over the paced scraper phase | ${mib(o.rssMean)} | ${exp ? mib(exp.rssMean) : 'n/a'} |
+| pushes accepted / failed in the phase | ${o.pushes} / ${o.failures} | — |
+| points in a push | ${o.points === undefined ? 'n/a' : int(o.points)} | — |
+| requests / bytes (gzip) per push, at the sink | ${o.pushes ? `${(o.requests / o.pushes).toFixed(1)} / ${mib(o.bytes / o.pushes)}` : 'n/a'} | — |
+| push duration (\`conviva_exporter_otlp_push_duration_seconds\`): last / longest seen | ${o.durationLastS === undefined ? 'n/a' : `${(o.durationLastS * 1000).toFixed(0)} ms`} / ${o.durationMaxS === undefined ? 'n/a' : `${(o.durationMaxS * 1000).toFixed(0)} ms`} | — |
+
+` : ''}## Ratios (same run)
 
 | ratio | value |
 |---|---:|

@@ -21,6 +21,8 @@ export interface ScrapeSample {
   /** conviva_exporter_collector_runs_total, all results */
   runs?: number;
   durationS?: number;
+  /** conviva_exporter_otlp_push_duration_seconds (the OTLP phase only) */
+  otlpPushS?: number;
   series?: number;
 }
 
@@ -44,6 +46,7 @@ function readSelf(gz: Buffer, s: ScrapeSample): void {
   const durations = sampleValues(body, 'conviva_exporter_collector_duration_seconds');
   s.durationS = durations.length ? Math.max(...durations) : undefined;
   s.series = sum('conviva_exporter_collector_series');
+  s.otlpPushS = one('conviva_exporter_otlp_push_duration_seconds');
 }
 
 async function main(): Promise<void> {

@@ -21,6 +21,11 @@ export class OtlpMetrics {
     help: 'When the last OTLP push was accepted by the receiver (Unix seconds).',
     registers: [],
   });
+  readonly duration = new Gauge({
+    name: 'conviva_exporter_otlp_push_duration_seconds',
+    help: 'How long the last OTLP push took, accepted or not: reading back the exposition, converting it, and every request.',
+    registers: [],
+  });
   readonly points = new Gauge({
     name: 'conviva_exporter_otlp_points',
     help: 'Data points in the last OTLP push (one per series; a histogram series is one point).',
@@ -38,6 +43,7 @@ export class OtlpMetrics {
       [this.exports, 'conviva_exporter_otlp_exports_total'],
       [this.lastSuccess, 'conviva_exporter_otlp_last_success_timestamp_seconds'],
       [this.points, 'conviva_exporter_otlp_points'],
+      [this.duration, 'conviva_exporter_otlp_push_duration_seconds'],
     ] as const;
     for (const [m, name] of all) {
       if (on) this.registry.registerMetric(m);
@@ -159,6 +165,15 @@ export class OtlpPusher {
   }
 
   private async pushOnce(): Promise<boolean> {
+    const began = performance.now();
+    try {
+      return await this.pushTimed();
+    } finally {
+      this.opts.metrics.duration.set((performance.now() - began) / 1000);
+    }
+  }
+
+  private async pushTimed(): Promise<boolean> {
     const m = this.opts.metrics;
     const now = this.opts.now();
     let metrics: MetricData[];
