@@ -14,7 +14,8 @@ import { createEngineMetrics, type EngineMetrics } from './self-metrics.js';
 import { shardBlock, type SharedLimit } from './shard.js';
 import type { AnySource, SourceServices } from './source.js';
 import { StateFile, type VersionedState } from './state-file.js';
-import { OtlpMetrics, OtlpPusher } from '../otlp/pusher.js';
+import { OtlpMetrics } from '../otlp/metrics.js';
+import type { OtlpPusher } from '../otlp/pusher.js';
 
 export interface EngineOptions {
   config: Config;
@@ -67,6 +68,8 @@ export class Engine {
   private selfPending = false;
   private readonly otlpMetrics: OtlpMetrics;
   private otlp: OtlpPusher | undefined;
+  /** Settles when the pusher of the config in force is loaded (the OpenTelemetry packages load only then). */
+  private otlpLoading: Promise<void> = Promise.resolve();
   /** Each collector's last published text, kept only while an OTLP push is configured. */
   private readonly dataTexts = new Map<string, string>();
   /** The serving thread's process metrics, as it last rendered them (OTLP only). */
@@ -85,7 +88,7 @@ export class Engine {
     this.budgetMetrics = createBudgetMetrics(this.registry);
     for (const s of this.sources) if (s.selfMetrics) this.sourceSelf.set(s.name, s.selfMetrics(this.registry));
     this.otlpMetrics = new OtlpMetrics(this.registry);
-    this.otlp = this.makeOtlp(opts.config);
+    void this.loadOtlp(opts.config);
     this.pipeline = this.buildPipeline(opts.config);
     // The state file's path is read at start-up only (a reload keeps the file it started with).
     const path = opts.config.engine.state_file;
@@ -133,27 +136,43 @@ export class Engine {
     this.otlp?.start();
   }
 
-  /** The OTLP pusher of a config that has an `otlp:` block. */
-  private makeOtlp(config: Config): OtlpPusher | undefined {
-    if (!config.otlp) return undefined;
-    return new OtlpPusher({
-      settings: config.otlp,
-      log: this.log.child({ component: 'otlp' }),
-      metrics: this.otlpMetrics,
-      version: this.opts.version,
-      now: () => this.clock.now(),
-      texts: async () => [...this.dataTexts.values(), await this.registry.metrics(), this.processText],
-    });
+  /**
+   * Builds the OTLP pusher of a config that has an `otlp:` block (the one in force must be stopped
+   * first), loading the OpenTelemetry packages then and only then: a config without the block does
+   * not pay their memory. Its health series show while a block is configured.
+   */
+  private loadOtlp(config: Config): Promise<void> {
+    this.otlp = undefined;
+    this.otlpMetrics.show(config.otlp !== undefined);
+    const settings = config.otlp;
+    if (!settings) return (this.otlpLoading = Promise.resolve());
+    this.otlpLoading = import('../otlp/pusher.js').then(
+      ({ OtlpPusher }) => {
+        if (JSON.stringify(this.config.otlp) !== JSON.stringify(settings)) return; // replaced meanwhile
+        this.otlp = new OtlpPusher({
+          settings,
+          log: this.log.child({ component: 'otlp' }),
+          metrics: this.otlpMetrics,
+          version: this.opts.version,
+          now: () => this.clock.now(),
+          texts: async () => [...this.dataTexts.values(), await this.registry.metrics(), this.processText],
+        });
+        if (this.started) this.otlp.start();
+      },
+      (err: unknown) => this.log.error({ err }, 'OTLP push: cannot load the OpenTelemetry exporter'),
+    );
+    return this.otlpLoading;
   }
 
   /** Pushes to the OTLP receiver now (tests); false when no push is configured or it failed. */
-  pushOtlp(): Promise<boolean> {
-    return this.otlp?.push() ?? Promise.resolve(false);
+  async pushOtlp(): Promise<boolean> {
+    await this.otlpLoading;
+    return this.otlp ? this.otlp.push() : false;
   }
 
   /** The serving thread's process metrics text, for the OTLP push (it is rendered there). */
   setProcessText(text: string): void {
-    if (this.otlp) this.processText = text;
+    if (this.config.otlp) this.processText = text;
   }
 
   /** Runs every collector once; true when all succeeded. */
@@ -187,7 +206,9 @@ export class Engine {
       await this.runner.stop(this.config.engine.shutdown_grace);
       await this.saveState().catch(() => {}); // logged by the state file
       // The receiver gets the last numbers (one more push, bounded by the push timeout).
+      await this.otlpLoading;
       await this.otlp?.stop(true);
+      this.otlpMetrics.show(false);
       await Promise.all(this.pipeline.http.map((h) => h.close()));
       await this.selfChain;
     });
@@ -215,13 +236,13 @@ export class Engine {
     if (gone.length > 0) this.opts.sink.update([], gone.map(dataPart));
     for (const name of gone) this.dataTexts.delete(name);
     if (JSON.stringify(config.otlp) !== JSON.stringify(old.config.otlp)) {
+      await this.otlpLoading;
       await this.otlp?.stop(false);
-      this.otlp = this.makeOtlp(config);
-      if (!this.otlp) {
+      if (!config.otlp) {
         this.dataTexts.clear();
         this.processText = '';
       }
-      if (this.started) this.otlp?.start();
+      await this.loadOtlp(config);
     }
     for (const name of gone) {
       for (const m of [this.metrics.collectorUp, this.metrics.collectorDuration, this.metrics.collectorLastSuccess, this.metrics.collectorSkipped, this.metrics.collectorSeries, this.metrics.dataNewest]) {
@@ -373,7 +394,7 @@ export class Engine {
    */
   private publish(collector: string, text: string): Promise<void> {
     const data = makePart(dataPart(collector), text, this.opts.ownThread);
-    if (this.otlp) this.dataTexts.set(collector, text);
+    if (this.config.otlp) this.dataTexts.set(collector, text);
     return this.serially(async () => {
       const selfText = await this.registry.metrics();
       this.lastSelfText = selfText;

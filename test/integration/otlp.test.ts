@@ -296,3 +296,29 @@ it('a push is cut into requests of at most max_points_per_request points, every 
   expect(batches(input as never, 100)).toHaveLength(1);
   expect(batches([], 100)).toEqual([]);
 });
+
+it('a reload turns the push on (the OpenTelemetry exporter loads then) and off again (its series go)', async () => {
+  const { parseConfig } = await import('../../src/config/load.js');
+  const { useSimulator } = await import('../helpers/stack.js');
+  receiver = await startOtlpReceiver('http/protobuf');
+  const withOtlp = config(receiver.url, 'http/protobuf');
+  const without = withOtlp.replace(/^otlp:[\s\S]*?(?=^sources:)/m, '');
+  stack = await startStack({ configText: without });
+  stack.clock.advance(10 * MINUTE);
+  await runAll(stack);
+  expect(await stack.app.pushOtlp()).toBe(false);
+  expect((await stack.app.text()).includes('conviva_exporter_otlp_')).toBe(false);
+  const reloaded = (text: string) => {
+    const c = parseConfig(text, {}, process.cwd());
+    useSimulator(c, stack!.sim.endpoints);
+    return stack!.app.reload(c);
+  };
+  await reloaded(withOtlp);
+  await runAll(stack);
+  const text = await stack.app.text();
+  const pushed = await pushAndCollect(stack, receiver);
+  expect(asSamples(pushed.metrics, types(text))).toEqual(expected(text));
+  await reloaded(without);
+  expect(await stack.app.pushOtlp()).toBe(false);
+  expect((await stack.app.text()).includes('conviva_exporter_otlp_')).toBe(false);
+});
