@@ -111,6 +111,22 @@ async function scrape(env: Env, url: string, self: boolean, seconds = SCRAPE_SEC
   return { stats: { requests: out.samples.length, p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat.at(-1)!, errors: out.errors }, samples: ok };
 }
 
+/**
+ * The paced scraper against `child`, with its resident size sampled every 500 ms meanwhile:
+ * it moves with every publish (a burst, then a collection), so one reading would say little.
+ */
+async function scrapeSamplingRss(env: Env, child: Child, url: string, self: boolean): Promise<{ scraped: Awaited<ReturnType<typeof scrape>>; rssSamples: number[] }> {
+  const rssSamples: number[] = [];
+  const sampler = setInterval(() => {
+    if (child.running) rssSamples.push(readRss(child.pid).rss);
+  }, 500);
+  try {
+    return { scraped: await scrape(env, url, self), rssSamples };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
 /** wrk gzip, wrk plain (optional), the scraper, then RSS: one server, alone under load. */
 async function measure(
   env: Env,
@@ -144,17 +160,7 @@ async function measure(
     log(`${title}: plain ${plain.requestsPerSecond.toFixed(0)} req/s (${plain.requests} requests of ${(plain.bytesRead / Math.max(1, plain.requests) / 2 ** 20).toFixed(2)} MiB, errors ${JSON.stringify(plain.socketErrors)}, non-2xx ${plain.non2xx})`);
   }
   log(`${title}: one scraper every ${SCRAPE_INTERVAL_MS} ms for ${SCRAPE_SECONDS} s`);
-  // Resident memory moves with every publish (a burst, then a collection): sample it through the phase.
-  const rssSamples: number[] = [];
-  const sampler = setInterval(() => {
-    if (child.running) rssSamples.push(readRss(child.pid).rss);
-  }, 500);
-  let scraped;
-  try {
-    scraped = await scrape(env, url, opts.self);
-  } finally {
-    clearInterval(sampler);
-  }
+  const { scraped, rssSamples } = await scrapeSamplingRss(env, child, url, opts.self);
   const { stats, samples } = scraped;
   // Back to back with wrk, which (unlike a Node scraper) has no garbage collector of its own to pause it.
   log(`${title}: one scraper back to back (wrk -c1) for ${BACK_TO_BACK_SECONDS} s`);
@@ -415,16 +421,7 @@ async function otlpPhase(env: Env): Promise<OtlpFigures> {
     return (value(body, 'conviva_exporter_otlp_points') ?? 0) > PUBLISHED_SERIES ? body : undefined;
   });
   const sinkBefore = await stats();
-  const rssSamples: number[] = [];
-  const sampler = setInterval(() => {
-    if (exporter.running) rssSamples.push(readRss(exporter.pid).rss);
-  }, 500);
-  let scraped;
-  try {
-    scraped = await scrape(env, url, true);
-  } finally {
-    clearInterval(sampler);
-  }
+  const { scraped, rssSamples } = await scrapeSamplingRss(env, exporter, url, true);
   const sinkAfter = await stats();
   const last = gunzipSync((await get(url, true)).body);
   const rssMean = rssSamples.length ? rssSamples.reduce((a, b) => a + b, 0) / rssSamples.length : readRss(exporter.pid).rss;

@@ -42,10 +42,6 @@ export class StartTimes {
   abandon(): void {
     this.next = new Map();
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }
 
 /** OTLP's unit for our base-unit name suffixes (UCUM, as the specification asks); '' when the name says none. */

@@ -99,7 +99,7 @@ function belongs(sample: string, f: ParsedFamily): boolean {
 }
 
 /** One sample line: name, optional {labels}, value, optional timestamp (ignored). */
-export function parseSample(line: string): ParsedSeries {
+function parseSample(line: string): ParsedSeries {
   let i = 0;
   while (i < line.length && line.charCodeAt(i) !== 123 /* { */ && line.charCodeAt(i) !== 32) i++;
   const name = line.slice(0, i);
